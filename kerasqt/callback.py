@@ -1,0 +1,351 @@
+"""The worker: :class:`QtMonitor`, a Keras callback that puts one event per batch into a queue.
+
+Thread ownership: the ``on_*`` hooks run on the training thread (with
+``async_safe = True``, Keras may run ``on_train_batch_end`` on a pool thread).
+They never touch Qt objects, never plot and never block: they build a small
+immutable event and ``put`` it. The exceptions, all on the training thread when
+it is the main (Qt) thread: ``on_train_begin`` shows the window, and
+``on_train_batch_begin`` turns the Qt event loop at most every
+``pump_interval`` seconds, since nothing else can while ``fit`` holds the main
+thread. The window (main thread) starts a receiver thread per run.
+"""
+
+from __future__ import annotations
+
+import queue
+import sys
+import threading
+import time
+import warnings
+
+import keras
+
+from .capture import OutputCapture
+from .events import BatchEvent, EndEvent, EpochEvent, EvalEvent, StartEvent
+
+__all__ = ["QtMonitor"]
+
+
+class QtMonitor(keras.callbacks.Callback):
+    """Watch ``model.fit`` live in a Qt window.
+
+    Args:
+        title: window title.
+        smoothing: weight of the past in the moving average of batch values, in [0, 1).
+        max_rate: most window updates per second sent by the receiver.
+        max_fps: most frames per second the window draws.
+        draw_budget: share of the main thread's time drawing may take while training runs.
+        pump_interval: seconds between Qt event-loop turns during a ``fit`` in the main thread.
+        capture_output: show ``print`` and ``logging`` output of the training in the window
+            instead of the terminal or notebook cell.
+        stop_on_close: closing the window during ``fit`` also stops training (default: training
+            goes on, unwatched).
+        batch_size: samples per batch, for samples/s (``fit_in_background`` fills it in).
+        demo: :class:`~kerasqt.demo.DemoSettings` for the window's demo mode.
+    """
+
+    def __init__(self, *, title: str = "kerasqt", smoothing: float = 0.9, max_rate: float = 30.0,
+                 max_fps: float = 30.0, draw_budget: float = 0.03, pump_interval: float = 0.03,
+                 capture_output: bool = True, stop_on_close: bool = False, batch_size: int | None = None,
+                 demo=None) -> None:
+        super().__init__()
+        if not 0.0 <= smoothing < 1.0:
+            raise ValueError(f"smoothing must be in [0, 1), got {smoothing!r}")
+        for name, value in (("max_rate", max_rate), ("max_fps", max_fps), ("pump_interval", pump_interval)):
+            if not isinstance(value, (int, float)) or not value > 0:
+                raise ValueError(f"{name} must be a positive number, got {value!r}")
+        if not 0 < draw_budget <= 1:
+            raise ValueError(f"draw_budget must be in (0, 1], got {draw_budget!r}")
+        if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
+            raise ValueError(f"batch_size must be a whole number >= 1 or None, got {batch_size!r}")
+        # Keras: our batch hooks only put into a queue, so they may run asynchronously.
+        self.async_safe = True
+        self.title = title
+        self.smoothing = smoothing
+        self.max_rate = max_rate
+        self.max_fps = max_fps
+        self.draw_budget = draw_budget
+        self.pump_interval = pump_interval
+        self.capture_output = capture_output
+        self.stop_on_close = stop_on_close
+        self.batch_size = batch_size
+        self.demo = demo
+        self.events: queue.SimpleQueue = queue.SimpleQueue()
+        self.tap = None  # called by the receiver thread with each batch of events (run logs)
+        self.runs = 0
+        self._window = None
+        self._put = None  # the queue's put while a run is watched, else None
+        self._capture: OutputCapture | None = None
+        self._fit_frame = None
+        self._fit_thread = None
+        self._app = None
+        self._next_pump = 0.0
+        self._reset_counters()
+
+    def _reset_counters(self) -> None:
+        self._epoch = 0
+        self._offset = 0
+        self._last_batch = -1
+        self._started = False
+        self._in_fit = False
+        self._lr = None
+        self._next_lr = 0.0
+
+    # -- the window (main thread) ------------------------------------------------------------------
+    @property
+    def window(self):
+        """The monitor window, or None before :meth:`show` or the first ``fit``."""
+        return self._window
+
+    def show(self):
+        """Create (or re-open) the window and show it; main thread only. Returns the window."""
+        from .qtapp import ensure_app, in_main_thread, start_kernel_pump
+        from .window import MonitorWindow
+
+        if not in_main_thread():
+            raise RuntimeError("QtMonitor.show() must be called from the main thread")
+        self._app = ensure_app()
+        if self._window is None or self._window.is_closed:
+            self._window = MonitorWindow(title=self.title, demo=self.demo, max_fps=self.max_fps,
+                                         draw_budget=self.draw_budget)
+        self._window.show()
+        start_kernel_pump()
+        return self._window
+
+    def wait_closed(self, timeout: float | None = None) -> bool:
+        """Run the Qt event loop until the user closes the window (like ``plt.show()``).
+
+        Returns True when the window is closed. Offscreen there is nobody to close it,
+        so it returns False at once (or after ``timeout`` seconds if given).
+        """
+        from PyQt5.QtCore import QEventLoop, QTimer
+
+        from .qtapp import is_offscreen
+
+        win = self._window
+        if win is None or win.is_closed:
+            return True
+        if is_offscreen() and timeout is None:
+            return False
+        loop = QEventLoop()
+        win.closed.connect(loop.quit)
+        if timeout is not None:
+            QTimer.singleShot(int(timeout * 1000), loop.quit)
+        loop.exec_()
+        return win.is_closed
+
+    def close(self) -> None:
+        """Close the window (main thread); threads end first."""
+        if self._window is not None and not self._window.is_closed:
+            self._window.close()
+
+    def stop_training(self) -> None:
+        """Ask ``fit`` to stop after the current batch (any thread)."""
+        if self.model is not None:
+            self.model.stop_training = True
+
+    # -- Keras hooks (training thread) -------------------------------------------------------------
+    def on_train_begin(self, logs=None) -> None:
+        from .qtapp import in_main_thread
+
+        self.runs += 1
+        self._reset_counters()
+        self._in_fit = True
+        self.events = queue.SimpleQueue()
+        self._fit_thread = threading.get_ident()
+        self._fit_frame = _keras_entry_frame(sys._getframe(1))
+        main = in_main_thread()
+        win = self._window if (self._window is not None and not self._window.is_closed) else None
+        if main:
+            win = self.show()
+        elif win is None:
+            warnings.warn("kerasqt: fit runs outside the main thread and no window is open; call "
+                          "QtMonitor.show() in the main thread first, or use fit_in_background",
+                          RuntimeWarning, stacklevel=2)
+            return
+        self._app = self._app if main else None  # only the main thread may turn the event loop
+        self._next_pump = 0.0
+        if self.capture_output:
+            self._capture = OutputCapture(self.events, include_main=main and self._main_fit_running).start()
+        self._put = self.events.put
+        win.request_run(self)
+        self._pump()
+
+    def on_epoch_begin(self, epoch, logs=None) -> None:
+        self._epoch = epoch
+        self._last_batch = -1
+        self._read_lr()
+        put = self._put
+        if put is not None and not self._started:
+            self._started = True
+            p = self.params or {}
+            put(StartEvent(time.time(), p.get("epochs"), p.get("steps"), self.batch_size, initial_epoch=epoch,
+                           run=f"run {self.runs}"))
+
+    def on_train_batch_begin(self, batch, logs=None) -> None:
+        if self._app is not None and time.perf_counter() >= self._next_pump:
+            self._pump()
+            if time.monotonic() >= self._next_lr:
+                self._read_lr()
+
+    def on_train_batch_end(self, batch, logs=None) -> None:
+        put = self._put
+        if put is None:
+            return
+        if batch > self._last_batch:
+            self._last_batch = batch
+        values, bad = _numbers(logs)
+        put(BatchEvent(self._offset + batch + 1, self._epoch, time.time(), values, bad, self._lr))
+
+    def on_test_end(self, logs=None) -> None:
+        put = self._put
+        if put is None:
+            return
+        values, bad = _numbers(logs)
+        kind = "val" if self._in_fit else "test"
+        put(EvalEvent(self._offset + self._last_batch + 1, self._epoch, time.time(), values, kind, bad))
+
+    def on_epoch_end(self, epoch, logs=None) -> None:
+        steps = (self.params or {}).get("steps")
+        self._offset += steps if steps else self._last_batch + 1
+        self._last_batch = -1
+        self._read_lr()
+        put = self._put
+        if put is not None:
+            values, bad = _numbers(logs)
+            put(EpochEvent(self._offset, epoch, time.time(), values, bad, self._lr))
+        self._pump()
+
+    def on_train_end(self, logs=None) -> None:
+        self._in_fit = False
+        put = self._put
+        if put is not None:
+            stopped = bool(getattr(self.model, "stop_training", False))
+            put(EndEvent(self._offset + self._last_batch + 1, time.time(), stopped))
+        self._end_capture()
+        self._fit_frame = None
+        self._put = None
+        if self._app is not None:  # main-thread fit: let the window show the end, briefly
+            self._settle(1.0)
+            self._app = None
+
+    # -- helpers -----------------------------------------------------------------------------------
+    def _pump(self) -> None:
+        app = self._app
+        if app is None:
+            return
+        self._next_pump = time.perf_counter() + self.pump_interval
+        try:
+            app.processEvents()
+        except Exception:  # a bug in a slot must not end training
+            pass
+
+    def _settle(self, seconds: float) -> None:
+        """Turn the event loop until the receiver has delivered the run's end (bounded)."""
+        win = self._window
+        end = time.monotonic() + seconds
+        while win is not None and win.training.running and time.monotonic() < end:
+            self._app.processEvents()
+            time.sleep(0.005)
+        self._app.processEvents()
+
+    def _read_lr(self) -> None:
+        self._next_lr = time.monotonic() + 1.0
+        try:
+            self._lr = float(self.model.optimizer.learning_rate)
+        except Exception:
+            self._lr = None
+
+    def _main_fit_running(self) -> bool:
+        """True while the main thread is inside this monitor's ``fit`` (capture filter)."""
+        frame0 = self._fit_frame
+        if frame0 is None:
+            return self._in_fit
+        f = sys._getframe()
+        while f is not None:
+            if f is frame0:
+                return True
+            f = f.f_back
+        return False
+
+    def fit_running(self) -> bool:
+        """Whether the training thread is still inside ``fit`` (called by the receiver thread)."""
+        frame0, ident = self._fit_frame, self._fit_thread
+        if frame0 is None:
+            return True  # unknown, or ended normally: the end event tells
+        f = sys._current_frames().get(ident)
+        while f is not None:
+            if f is frame0:
+                return True
+            f = f.f_back
+        return False
+
+    def describe_fit(self) -> str:
+        p = self.params or {}
+        epochs, steps = p.get("epochs"), p.get("steps")
+        return f"{epochs or '?'} epochs x {steps or '?'} steps"
+
+    def _end_capture(self) -> None:
+        if self._capture is not None:
+            self._capture.stop()
+            self._capture = None
+
+    def _run_finished(self) -> None:
+        """The window's receiver ended (main thread): the run is over, whatever ended it."""
+        self._end_capture()
+        self._fit_frame = None
+        self._put = None
+
+    def _window_closed(self) -> None:
+        """The window closed during a run (main thread): stop queueing; maybe stop training."""
+        self._put = None
+        self._end_capture()
+        self._app = None
+        if self.stop_on_close:
+            self.stop_training()
+
+
+def _keras_entry_frame(frame):
+    """The outermost consecutive Keras frame above ``frame``: the call into ``fit``."""
+    entry = None
+    while frame is not None:
+        name = frame.f_globals.get("__name__", "")
+        if name.startswith("keras.") or name == "keras":
+            entry = frame
+        elif entry is not None:
+            break
+        frame = frame.f_back
+    return entry
+
+
+def _numbers(logs) -> tuple[dict[str, float], tuple[str, ...]]:
+    """Metric values as Python floats, and the keys whose values are not single numbers."""
+    values: dict[str, float] = {}
+    bad: tuple[str, ...] = ()
+    if not logs:
+        return values, bad
+    for key, v in logs.items():
+        if type(v) is float:
+            values[key] = v
+            continue
+        f = _as_float(v)
+        if f is None:
+            bad += (str(key),)
+        else:
+            values[str(key)] = f
+    return values, bad
+
+
+def _as_float(v) -> float | None:
+    if v is None or isinstance(v, (bool, str, bytes, dict, list, tuple)):
+        return None
+    if isinstance(v, (int, float)):
+        return float(v)
+    try:
+        size = getattr(v, "size", None)
+        if size is not None and int(size) != 1:
+            return None
+        f = float(v.item() if hasattr(v, "item") else v)
+    except Exception:
+        return None
+    return f

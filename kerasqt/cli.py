@@ -1,0 +1,137 @@
+"""The ``kerasqt`` command: ``demo``, ``example`` (the main job) and ``replay``.
+
+Bad arguments and a missing screen give one line on stderr and exit code 2.
+Offscreen (``QT_QPA_PLATFORM=offscreen``) the window cannot be closed by anyone,
+so each command ends by itself and saves a screenshot.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+__all__ = ["main"]
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, no usage block
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0 or value != value or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number of seconds, got {text}")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {text}")
+    return value
+
+
+def _png_path(text: str) -> str:
+    folder = os.path.dirname(os.path.abspath(text))
+    if not os.path.isdir(folder):
+        raise argparse.ArgumentTypeError(f"folder does not exist: {folder}")
+    if not text.lower().endswith(".png"):
+        raise argparse.ArgumentTypeError(f"screenshot must be a .png file, got {text!r}")
+    return text
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="kerasqt", description="Watch Keras training live in a Qt window.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    demo = sub.add_parser("demo", help="the sine demo: worker and receiver threads feeding the window")
+    demo.add_argument("--seconds", type=_positive_float, help="run this long, then close (headless smoke mode)")
+    demo.add_argument("--screenshot", type=_png_path, help="save a PNG of the window before closing")
+    demo.add_argument("--worker-iterations", type=_positive_int, default=20)
+    demo.add_argument("--worker-interval", type=_positive_float, default=0.1)
+    demo.add_argument("--receiver-iterations", type=_positive_int, default=50)
+    demo.add_argument("--receiver-interval", type=_positive_float, default=0.05)
+    demo.add_argument("--batch-size", type=_positive_int, default=5)
+    demo.add_argument("--no-start", action="store_true", help="wait for the start threads button")
+
+    ex = sub.add_parser("example", help="train a small model on scikit-learn's digits, watched live")
+    ex.add_argument("--epochs", type=_positive_int, default=12)
+    ex.add_argument("--batch-size", type=_positive_int, default=32)
+    ex.add_argument("--screenshot", type=_png_path, help="save a PNG of the window after training")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from .qtapp import NoDisplayError, QtMissingError, ensure_app, is_offscreen
+
+    try:
+        ensure_app()
+    except (NoDisplayError, QtMissingError) as exc:
+        print(f"kerasqt: error: {exc}", file=sys.stderr)
+        return 2
+    if is_offscreen() and not args.screenshot:
+        args.screenshot = f"kerasqt-{args.command}.png"
+    if args.command == "demo":
+        return _demo(args)
+    return _example(args)
+
+
+def _finish(window, screenshot: str | None) -> None:
+    if screenshot:
+        window.save_screenshot(screenshot)
+        print(f"screenshot saved to {os.path.abspath(screenshot)}")
+
+
+def _demo(args) -> int:
+    from PyQt5.QtCore import QTimer
+
+    from .app import run_until_closed, show_demo
+    from .qtapp import is_offscreen
+
+    window = show_demo(start=not args.no_start, worker_iterations=args.worker_iterations,
+                       worker_interval=args.worker_interval, receiver_iterations=args.receiver_iterations,
+                       receiver_interval=args.receiver_interval, batch_size=args.batch_size)
+
+    def end() -> None:
+        if not window.is_closed:
+            window.stop_threads()
+            _finish(window, args.screenshot)
+            window.close()
+
+    if args.seconds is not None:
+        QTimer.singleShot(int(args.seconds * 1000), end)
+    elif is_offscreen():  # nobody can close the window: end when the demo's threads are done
+        window.demo.running_changed.connect(lambda running: running or QTimer.singleShot(200, end))
+        if args.no_start:
+            QTimer.singleShot(0, end)
+    run_until_closed(window)
+    return 0
+
+
+def _example(args) -> int:
+    from .callback import QtMonitor
+    from .example import train_digits
+
+    monitor = QtMonitor(title="kerasqt: digits example")
+    model, history = train_digits(monitor, epochs=args.epochs, batch_size=args.batch_size)
+    h = history.history
+    print(f"trained {len(h['loss'])} epochs: loss {h['loss'][-1]:.3f}, accuracy {h['accuracy'][-1]:.3f}, "
+          f"val_loss {h['val_loss'][-1]:.3f}, val_accuracy {h['val_accuracy'][-1]:.3f}")
+    window = monitor.window
+    _finish(window, args.screenshot)
+    from .qtapp import is_offscreen
+
+    if not is_offscreen():
+        print("close the window to exit")
+        monitor.wait_closed()
+    monitor.close()
+    return 0

@@ -1,0 +1,121 @@
+"""Min/max decimation per pixel column (pure numpy).
+
+A line of a million points is drawn as at most two points per pixel column of
+the visible x range: the smallest and the largest value that fall in it, in the
+order they occur. Spikes survive (unlike stride or random sampling), NaN gaps
+survive (a column holding only NaN stays NaN) and, zoomed in far enough that a
+column holds few points, the real points are drawn unchanged.
+
+:class:`Decimator` caches the columns already computed for one view, so that a
+steady-state frame (new points appended, limits unchanged) only recomputes the
+columns the new points fall in.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["Decimator", "minmax_decimate"]
+
+
+def minmax_decimate(
+    x: np.ndarray, y: np.ndarray, x0: float, x1: float, columns: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Points of ``(x, y)`` (``x`` ascending) to draw over ``[x0, x1]`` on ``columns`` pixels.
+
+    Returns the points themselves when the visible range holds at most
+    ``2 * columns`` of them, otherwise two points per non-empty column (min and
+    max, in their order of occurrence). One point beyond each edge is kept so
+    the line runs off the axes instead of stopping short.
+    """
+    return Decimator().decimate(x, y, x0, x1, columns)
+
+
+class Decimator:
+    """Incremental :func:`minmax_decimate` for one line that only grows at its end."""
+
+    def __init__(self) -> None:
+        self._key: tuple[float, float, int] | None = None
+        self._lo = 0  # first visible index for the cached view
+        self._done = 0  # columns fully computed (their points all seen)
+        self._n = 0  # number of points seen when the cache was filled
+        self._xs: list[np.ndarray] = []
+        self._ys: list[np.ndarray] = []
+
+    def reset(self) -> None:
+        self._key = None
+
+    def decimate(
+        self, x: np.ndarray, y: np.ndarray, x0: float, x1: float, columns: int
+    ) -> tuple[np.ndarray, np.ndarray]:
+        n = len(x)
+        columns = max(int(columns), 1)
+        if n == 0 or not x1 > x0:
+            return x[:0].astype(float), y[:0].astype(float)
+        lo = max(int(np.searchsorted(x, x0, side="left")) - 1, 0)
+        hi = min(int(np.searchsorted(x, x1, side="right")) + 1, n)
+        if hi - lo <= 2 * columns:
+            self._key = None
+            return x[lo:hi].astype(float), y[lo:hi].astype(float)
+
+        key = (float(x0), float(x1), columns)
+        if key != self._key or lo != self._lo or n < self._n:
+            self._key, self._lo, self._done, self._n = key, lo, 0, 0
+            self._xs, self._ys = [], []
+        elif self._done > columns:  # the whole view is final: nothing new is visible
+            return np.concatenate(self._xs), np.concatenate(self._ys)
+
+        width = (x1 - x0) / columns
+        start = self._first_index_of_column(x, lo, self._done, x0, width)
+        xs = x[start:hi]
+        col = np.floor((xs - x0) / width).astype(np.int64)
+        # The edge points beyond x0 and x1 get columns of their own (-1 and ``columns``).
+        np.clip(col, -1, columns, out=col)
+        starts = np.concatenate(([0], np.flatnonzero(np.diff(col)) + 1))
+        px, py = _minmax_runs(xs, y[start:hi].astype(float), starts)
+        # Every run is final when a point beyond the right edge exists; else the last may grow.
+        final_runs = len(starts) if hi < n else len(starts) - 1
+        self._xs.append(px[: 2 * final_runs])
+        self._ys.append(py[: 2 * final_runs])
+        self._done = columns + 1 if final_runs == len(starts) else int(col[starts[-1]])
+        self._n = n
+        return np.concatenate(self._xs + [px[2 * final_runs :]]), np.concatenate(self._ys + [py[2 * final_runs :]])
+
+    @staticmethod
+    def _first_index_of_column(x: np.ndarray, lo: int, column: int, x0: float, width: float) -> int:
+        if column <= 0:
+            return lo
+        edge = x0 + column * width
+        return max(int(np.searchsorted(x, edge, side="left")), lo)
+
+
+def _minmax_runs(xs: np.ndarray, ys: np.ndarray, starts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each run of points (a pixel column), its min and max point in order of occurrence."""
+    k = len(starts)
+    if k == 0:
+        return xs[:0].astype(float), ys[:0]
+    finite = np.isfinite(ys)
+    lo_vals = np.where(finite, ys, np.inf)
+    hi_vals = np.where(finite, ys, -np.inf)
+    mins = np.minimum.reduceat(lo_vals, starts)
+    maxs = np.maximum.reduceat(hi_vals, starts)
+    # Positions of the min and max inside each run.
+    run_id = np.repeat(np.arange(k), np.diff(np.append(starts, len(ys))))
+    idx = np.arange(len(ys))
+    is_min = lo_vals == mins[run_id]
+    is_max = hi_vals == maxs[run_id]
+    big = len(ys) + 1
+    imin = np.minimum.reduceat(np.where(is_min, idx, big), starts)
+    imax = np.minimum.reduceat(np.where(is_max, idx, big), starts)
+    empty = ~np.isfinite(mins)  # a column holding only NaN/inf: keep a gap there
+    imin = np.where(empty, starts, imin)
+    imax = np.where(empty, starts, imax)
+    first = np.minimum(imin, imax)
+    second = np.maximum(imin, imax)
+    order = np.empty(2 * k, np.int64)
+    order[0::2] = first
+    order[1::2] = second
+    px = xs[order].astype(float)
+    py = ys[order].astype(float)
+    py[np.repeat(empty, 2)] = np.nan
+    return px, py

@@ -1,0 +1,39 @@
+"""Export the metrics a window holds as CSV (pure: reads the plot's numpy tables)."""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+
+__all__ = ["write_csv"]
+
+
+def write_csv(plot, path: str) -> str:
+    """Write one row per batch, epoch and test pass: ``kind, step, epoch, <metrics...>``.
+
+    Batch rows carry raw values (smoothed ones end in ``~``); empty cells are
+    metrics not logged at that row, ``nan``/``inf`` are kept as written.
+    """
+    tables = [("batch", plot.batches, None), ("epoch", plot.epochs, plot.epochs.epochs),
+              ("test", plot.tests, plot.tests.epochs)]
+    names: list[str] = []
+    for _, table, _ in tables:
+        for name in table.names():
+            if name not in names:
+                names.append(name)
+    with open(path, "w", newline="") as fh:
+        out = csv.writer(fh)
+        out.writerow(["kind", "step", "epoch", *names])
+        for kind, table, epochs in tables:
+            cols = [table.column(n) if n in table.names() else None for n in names]
+            for i, step in enumerate(table.steps.tolist()):
+                row = [kind, step, "" if epochs is None else epochs[i]]
+                for col in cols:
+                    if col is None:
+                        row.append("")
+                    else:
+                        v = float(col[i])
+                        row.append("" if np.isnan(v) and kind == "batch" else repr(v))
+                out.writerow(row)
+    return str(path)

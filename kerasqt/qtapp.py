@@ -1,0 +1,143 @@
+"""The one ``QApplication`` of the process, and keeping its event loop turning.
+
+* :func:`ensure_app` reuses the running application (the user's, Matplotlib's,
+  a notebook's) or creates one, after checking that Qt can open windows here.
+* :func:`in_main_thread` tells whether the caller is Qt's GUI thread.
+* :func:`start_kernel_pump` keeps Qt responsive between notebook cells, without
+  ``%gui qt``: an asyncio task in the kernel's own loop processes Qt events
+  every 20 ms. When ``%gui qt`` is active it does nothing.
+
+All functions here are for the main thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import threading
+
+__all__ = ["NoDisplayError", "QtMissingError", "ensure_app", "in_main_thread", "is_offscreen", "start_kernel_pump"]
+
+
+class NoDisplayError(RuntimeError):
+    """Qt cannot open a window: no screen and no offscreen platform."""
+
+
+class QtMissingError(ImportError):
+    """The Qt binding is not installed."""
+
+
+NO_DISPLAY_MESSAGE = (
+    "no screen found (neither DISPLAY nor WAYLAND_DISPLAY is set): run with a screen, "
+    "under a virtual one (xvfb-run), or headless with QT_QPA_PLATFORM=offscreen"
+)
+
+
+def import_qt():
+    """Import PyQt5, or raise :class:`QtMissingError` naming the package to install."""
+    try:
+        from PyQt5 import QtCore, QtGui, QtWidgets
+    except ImportError as exc:  # pragma: no cover - exercised by a subprocess test
+        raise QtMissingError(
+            f"kerasqt needs the Qt binding PyQt5, which could not be imported ({exc}); "
+            "install it with: pip install PyQt5"
+        ) from exc
+    return QtCore, QtGui, QtWidgets
+
+
+def is_offscreen() -> bool:
+    return os.environ.get("QT_QPA_PLATFORM", "").startswith(("offscreen", "minimal"))
+
+
+def check_display() -> None:
+    """Raise :class:`NoDisplayError` when Qt would fail to open its platform on Linux."""
+    if not sys.platform.startswith("linux"):
+        return
+    if os.environ.get("QT_QPA_PLATFORM") or os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"):
+        return
+    raise NoDisplayError(NO_DISPLAY_MESSAGE)
+
+
+def ensure_app():
+    """The running ``QApplication``, created when there is none."""
+    _, _, QtWidgets = import_qt()
+    app = QtWidgets.QApplication.instance()
+    if app is not None:
+        return app
+    if not in_main_thread():
+        raise RuntimeError(
+            "kerasqt must create the QApplication in the main thread: create the monitor window "
+            "there first (QtMonitor().show() or fit_in_background)"
+        )
+    check_display()
+    global _app
+    _app = QtWidgets.QApplication(sys.argv[:1] or ["kerasqt"])  # kept alive by this module
+    _app.setQuitOnLastWindowClosed(False)  # our windows close; the process decides when to end
+    return _app
+
+
+def in_main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()
+
+
+def _kernel():
+    """The running IPython kernel, or None outside one."""
+    ip = sys.modules.get("IPython")
+    if ip is None:
+        return None
+    try:
+        shell = ip.get_ipython()
+    except Exception:
+        return None
+    return getattr(shell, "kernel", None)
+
+
+_pump_task = None
+_app = None
+
+
+def kernel_gui_active() -> bool:
+    kernel = _kernel()
+    return kernel is not None and getattr(kernel, "eventloop", None) is not None
+
+
+def start_kernel_pump(interval: float = 0.02) -> bool:
+    """Keep Qt's events flowing between notebook cells; True when a pump runs (or ``%gui`` does).
+
+    Outside a kernel it does nothing and returns False. Safe to call repeatedly.
+    """
+    global _pump_task
+    kernel = _kernel()
+    if kernel is None or not in_main_thread():
+        return False
+    if kernel_gui_active():
+        return True  # %gui qt is active: it runs the Qt loop already
+    if _pump_task is not None and not _pump_task.done():
+        return True
+    app = ensure_app()
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        loop = asyncio.get_event_loop_policy().get_event_loop()
+
+    async def pump() -> None:
+        while True:
+            if kernel_gui_active():
+                return  # the user switched %gui qt on: leave the loop to it
+            try:
+                app.processEvents()
+            except Exception:  # never kill the kernel's loop
+                pass
+            await asyncio.sleep(interval)
+
+    _pump_task = loop.create_task(pump())
+    return True
+
+
+def stop_kernel_pump() -> None:
+    global _pump_task
+    if _pump_task is not None:
+        _pump_task.cancel()
+        _pump_task = None
+_app = None

@@ -1,0 +1,184 @@
+"""The receiver: a QObject that lives in its own QThread and drains the event queue.
+
+Thread ownership: the :class:`Receiver` is created in the main thread, moved to
+its QThread, and from then on only its ``run`` loop (receiver thread) touches
+the refiner and the pending buffer. ``stop()`` may be called from any thread:
+it only clears a flag the loop checks. Results leave by queued signals:
+
+* ``updated(object)``: a refined update (training or sine), at most ``max_rate`` per second;
+* ``message(str, str)``: pane name and text (lines printed by captured threads, or the
+  receiver's own notes);
+* ``finished()``: the loop ended (stopped, iterations done, or training ended).
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import time
+from typing import Callable
+
+from PyQt5.QtCore import QObject, pyqtSignal, pyqtSlot
+
+from .events import EndEvent, ErrorEvent, MessageEvent
+
+__all__ = ["Receiver", "drain"]
+
+log = logging.getLogger("kerasqt")
+
+
+def drain(q: queue.SimpleQueue, timeout: float, limit: int = 100_000) -> list:
+    """Everything in ``q`` now, waiting up to ``timeout`` seconds for the first item."""
+    items = []
+    try:
+        items.append(q.get(timeout=timeout) if timeout > 0 else q.get_nowait())
+        while len(items) < limit:
+            items.append(q.get_nowait())
+    except queue.Empty:
+        pass
+    return items
+
+
+class Receiver(QObject):
+    """Drain ``events``, refine them with ``refiner`` and signal the window.
+
+    ``interval``: seconds between iterations (the wait for new events).
+    ``iterations``: stop after this many iterations (None: until stopped or training ends).
+    ``max_rate``: most ``updated`` signals per second; events are coalesced in between.
+    ``on_iteration``: called in the receiver thread after each iteration with its number.
+    ``alive``: called every ``alive_every`` s while training runs; False means the producer
+    is gone without an end event (``fit`` raised), and the receiver ends the run itself.
+    ``tap``: called with every drained batch of events (e.g. a run log writer).
+    ``paced``: iterate every ``interval`` s (the demo) instead of as soon as events arrive.
+    """
+
+    updated = pyqtSignal(object)
+    message = pyqtSignal(str, str)
+    finished = pyqtSignal()
+
+    def __init__(
+        self,
+        events: queue.SimpleQueue,
+        refiner,
+        *,
+        interval: float = 0.02,
+        iterations: int | None = None,
+        max_rate: float = 30.0,
+        on_iteration: Callable[[int], None] | None = None,
+        alive: Callable[[], bool] | None = None,
+        alive_every: float = 0.5,
+        tap: Callable[[list], None] | None = None,
+        ends_with_run: bool = True,
+        paced: bool = False,
+    ) -> None:
+        super().__init__()
+        if interval <= 0:
+            raise ValueError(f"interval must be > 0, got {interval!r}")
+        if iterations is not None and iterations < 1:
+            raise ValueError(f"iterations must be >= 1 or None, got {iterations!r}")
+        if max_rate <= 0:
+            raise ValueError(f"max_rate must be > 0, got {max_rate!r}")
+        self.events = events
+        self.refiner = refiner
+        self.interval = interval
+        self.iterations = iterations
+        self.min_gap = 1.0 / max_rate
+        self.on_iteration = on_iteration
+        self.alive = alive
+        self.alive_every = alive_every
+        self.tap = tap
+        self.ends_with_run = ends_with_run
+        self.paced = paced
+        self.iteration = 0
+        self.updates_sent = 0
+        self._running = True
+        self._failed = False
+
+    def stop(self) -> None:
+        """Ask the loop to end after its current iteration (any thread)."""
+        self._running = False
+
+    def say(self, text: str, source: str = "receiver") -> None:
+        self.message.emit(source, text)
+
+    @pyqtSlot()
+    def run(self) -> None:
+        pending: list = []
+        last_emit = 0.0
+        next_alive = time.monotonic() + self.alive_every
+        ended = False
+        try:
+            while self._running and not ended:
+                if self.paced:
+                    self._sleep(self.interval)
+                    if not self._running:
+                        break
+                items = drain(self.events, 0 if self.paced else self.interval)
+                data = self._split_messages(items)
+                if self.tap is not None and items:
+                    self._guard(self.tap, items)
+                pending.extend(data)
+                ended = any(isinstance(ev, (EndEvent, ErrorEvent)) for ev in data) and self.ends_with_run
+                self.iteration += 1
+                if self.on_iteration is not None:
+                    self._guard(self.on_iteration, self.iteration)
+                now = time.monotonic()
+                if self.alive is not None and now >= next_alive:
+                    next_alive = now + self.alive_every
+                    if not self._guard(self.alive, default=True) and not self.refiner_ended():
+                        pending.append(ErrorEvent(time.time(), "fit ended without finishing (it raised an exception)"))
+                        ended = self.ends_with_run
+                if pending and (ended or now - last_emit >= self.min_gap):
+                    self._emit(pending)
+                    pending = []
+                    last_emit = now
+                if self.iterations is not None and self.iteration >= self.iterations:
+                    break
+        finally:
+            # Deliver what is left, messages included, then say we are done.
+            rest = drain(self.events, 0)
+            pending.extend(self._split_messages(rest))
+            if pending:
+                self._emit(pending)
+            self._running = False
+            self.finished.emit()
+
+    def _sleep(self, seconds: float) -> None:
+        end = time.monotonic() + seconds
+        while self._running and (left := end - time.monotonic()) > 0:
+            time.sleep(min(left, 0.01))
+
+    def refiner_ended(self) -> bool:
+        return bool(getattr(self.refiner, "ended", False))
+
+    def _split_messages(self, items: list) -> list:
+        """Emit message lines (one signal per pane) and return the data events."""
+        if not items:
+            return items
+        lines: dict[str, list[str]] = {}
+        data = []
+        for ev in items:
+            if isinstance(ev, MessageEvent):
+                lines.setdefault(ev.source, []).append(ev.text)
+            else:
+                data.append(ev)
+        for source, texts in lines.items():
+            self.message.emit(source, "\n".join(texts))
+        return data
+
+    def _emit(self, events: list) -> None:
+        update = self._guard(self.refiner.refine, events)
+        if update is not None:
+            self.updates_sent += 1
+            self.updated.emit(update)
+
+    def _guard(self, fn, *args, default=None):
+        """Run ``fn``; a bug in it is reported once and the receiver carries on."""
+        try:
+            return fn(*args)
+        except Exception as exc:
+            if not self._failed:
+                self._failed = True
+                log.exception("kerasqt receiver: %s failed; monitoring continues", getattr(fn, "__name__", fn))
+                self.message.emit("receiver", f"internal error in {getattr(fn, '__name__', fn)}: {exc!r}")
+            return default

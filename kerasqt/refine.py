@@ -1,0 +1,318 @@
+"""Refining raw events into window updates (pure: no Qt, no Keras).
+
+Runs in the receiver thread. :class:`TrainingRefiner` turns training events into
+:class:`TrainingUpdate` chunks: batch values sorted by step with their
+exponential moving average, epoch and test rows, progress with rates and ETA,
+and one-time warnings for bad keys and NaN/inf values. :class:`SineRefiner`
+colours the demo's sine curves, a new random colour every receiver batch.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Mapping
+
+import numpy as np
+
+from .events import BatchEvent, EndEvent, EpochEvent, ErrorEvent, EvalEvent, SineEvent, StartEvent
+
+__all__ = ["Progress", "SineCurve", "SineRefiner", "SineUpdate", "TrainingRefiner", "TrainingUpdate"]
+
+
+@dataclass(frozen=True, slots=True)
+class Progress:
+    """Where training stands, as the progress line shows it."""
+
+    epoch: int  # 0-based, as Keras counts
+    epochs: int | None
+    step_in_epoch: int
+    steps: int | None
+    step: int
+    steps_per_s: float | None
+    samples_per_s: float | None
+    eta_s: float | None
+    elapsed_s: float
+    lr: float | None
+
+    def describe(self) -> str:
+        parts = [f"epoch {self.epoch + 1}" + (f"/{self.epochs}" if self.epochs else "")]
+        parts.append(f"step {self.step_in_epoch}" + (f"/{self.steps}" if self.steps else ""))
+        if self.steps_per_s:
+            parts.append(f"{self.steps_per_s:,.0f} steps/s")
+        if self.samples_per_s:
+            parts.append(f"{self.samples_per_s:,.0f} samples/s")
+        if self.lr is not None:
+            parts.append(f"lr {self.lr:.3g}")
+        parts.append(f"elapsed {_clock(self.elapsed_s)}")
+        if self.eta_s is not None:
+            parts.append(f"ETA {_clock(self.eta_s)}")
+        return " · ".join(parts)
+
+    @property
+    def fraction(self) -> float | None:
+        """Share of all planned steps done, or None when the totals are unknown."""
+        if not self.epochs or not self.steps:
+            return None
+        return min(1.0, (self.epoch * self.steps + self.step_in_epoch) / (self.epochs * self.steps))
+
+
+def _clock(seconds: float) -> str:
+    seconds = int(max(seconds, 0) + 0.5)
+    h, rest = divmod(seconds, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+@dataclass(frozen=True, slots=True)
+class BatchChunk:
+    """New batch rows: global steps and, per metric, raw and smoothed values (float32)."""
+
+    steps: np.ndarray
+    values: Mapping[str, np.ndarray]
+    smoothed: Mapping[str, np.ndarray]
+
+
+@dataclass(frozen=True, slots=True)
+class TrainingUpdate:
+    """What the window needs since the last update. Sent by value across threads."""
+
+    start: StartEvent | None = None
+    batches: BatchChunk | None = None
+    epochs: tuple[EpochEvent, ...] = ()
+    tests: tuple[EvalEvent, ...] = ()
+    progress: Progress | None = None
+    end: EndEvent | ErrorEvent | None = None
+    counts: Mapping[str, int] = field(default_factory=dict)
+    nonfinite: frozenset[str] = frozenset()  # metrics that had NaN/inf so far
+
+
+class TrainingRefiner:
+    """Turns training events into :class:`TrainingUpdate` values; keeps only small running state.
+
+    ``warn`` is called with one line of text for each problem worth telling the
+    user about (once per metric key and kind of problem).
+    """
+
+    def __init__(self, smoothing: float = 0.9, warn=None) -> None:
+        if not 0.0 <= smoothing < 1.0:
+            raise ValueError(f"smoothing must be in [0, 1), got {smoothing!r}")
+        self.smoothing = smoothing
+        self._warn = warn or (lambda text: None)
+        self.reset()
+
+    def reset(self) -> None:
+        self._ema: dict[str, float] = {}
+        self._warned: set[tuple[str, str]] = set()
+        self._start: StartEvent | None = None
+        self._rate_window: deque[tuple[float, int]] = deque()
+        self._epoch_times: list[float] = []
+        self._epoch_began = None
+        self._last_batch: BatchEvent | None = None
+        self._lr: float | None = None
+        self.counts = {"batches": 0, "epochs": 0, "tests": 0, "nonfinite": 0}
+        self.ended = False
+
+    # -- one drained chunk of events -> one update --------------------------------------------
+    def refine(self, events: list) -> TrainingUpdate | None:
+        start = end = None
+        batches: list[BatchEvent] = []
+        epochs: list[EpochEvent] = []
+        tests: list[EvalEvent] = []
+        for ev in events:
+            if isinstance(ev, BatchEvent):
+                batches.append(ev)
+            elif isinstance(ev, EpochEvent):
+                epochs.append(ev)
+            elif isinstance(ev, EvalEvent):
+                self.counts["tests"] += 1
+                if ev.kind != "val":
+                    tests.append(ev)
+                self._check_bad(ev.bad)
+            elif isinstance(ev, StartEvent):
+                self.reset()
+                start = self._start = ev
+                self._epoch_began = ev.time
+            elif isinstance(ev, (EndEvent, ErrorEvent)):
+                end = ev
+                self.ended = True
+        if not (start or batches or epochs or tests or end):
+            return None
+        chunk = self._batch_chunk(batches) if batches else None
+        epochs.sort(key=lambda e: e.step)
+        for ev in epochs:
+            self._epoch_done(ev)
+        return TrainingUpdate(
+            start=start,
+            batches=chunk,
+            epochs=tuple(epochs),
+            tests=tuple(tests),
+            progress=self._progress(),
+            end=end,
+            counts=dict(self.counts),
+            nonfinite=frozenset(k for k, kind in self._warned if kind == "nonfinite"),
+        )
+
+    # -- pieces ---------------------------------------------------------------------------------
+    def _check_bad(self, bad: tuple[str, ...]) -> None:
+        for key in bad:
+            self._warn_once(key, "bad", f"metric {key!r} is not a single number; it is skipped")
+
+    def _warn_once(self, key: str, kind: str, text: str) -> None:
+        if (key, kind) not in self._warned:
+            self._warned.add((key, kind))
+            self._warn(text)
+
+    def _batch_chunk(self, batches: list[BatchEvent]) -> BatchChunk:
+        batches.sort(key=lambda e: e.step)
+        keys: dict[str, None] = {}
+        for ev in batches:
+            keys.update(dict.fromkeys(ev.values))
+            if ev.bad:
+                self._check_bad(ev.bad)
+        n = len(batches)
+        steps = np.fromiter((ev.step for ev in batches), np.int64, n)
+        values: dict[str, np.ndarray] = {}
+        smoothed: dict[str, np.ndarray] = {}
+        a = self.smoothing
+        for key in keys:
+            raw = np.fromiter((ev.values.get(key, math.nan) for ev in batches), np.float64, n)
+            ema = np.empty(n, np.float64)
+            last = self._ema.get(key)
+            for i, v in enumerate(raw.tolist()):
+                if math.isfinite(v):
+                    last = v if last is None else a * last + (1.0 - a) * v
+                    ema[i] = last
+                else:
+                    ema[i] = math.nan if last is None else last
+                    if v == v or key in batches[i].values:  # inf, or NaN that was really logged
+                        self.counts["nonfinite"] += 1
+                        self._warn_once(key, "nonfinite", f"{key} is {v} at step {batches[i].step} (shown as a gap)")
+            if last is not None:
+                self._ema[key] = last
+            values[key] = raw.astype(np.float32)
+            smoothed[key] = ema.astype(np.float32)
+        for ev in batches:
+            if ev.lr is not None:
+                self._lr = ev.lr
+            self._rate_window.append((ev.time, ev.step))
+        newest = batches[-1]
+        if self._last_batch is None or newest.step >= self._last_batch.step:
+            self._last_batch = newest
+        self.counts["batches"] += n
+        return BatchChunk(steps, values, smoothed)
+
+    def _epoch_done(self, ev: EpochEvent) -> None:
+        self.counts["epochs"] += 1
+        self._check_bad(ev.bad)
+        if ev.lr is not None:
+            self._lr = ev.lr
+        for key, v in ev.values.items():
+            if not math.isfinite(v):
+                self.counts["nonfinite"] += 1
+                self._warn_once(key, "nonfinite", f"{key} is {v} at epoch {ev.epoch + 1} (shown as a gap)")
+        if self._epoch_began is not None:
+            self._epoch_times.append(ev.time - self._epoch_began)
+        self._epoch_began = ev.time
+
+    def _rate(self) -> float | None:
+        win = self._rate_window
+        while len(win) > 2 and win[-1][0] - win[0][0] > 2.0:
+            win.popleft()
+        if len(win) < 2:
+            return None
+        (t0, s0), (t1, s1) = win[0], win[-1]
+        if t1 <= t0 or s1 <= s0:
+            return None
+        return (s1 - s0) / (t1 - t0)
+
+    def _progress(self) -> Progress | None:
+        st = self._start
+        if st is None:
+            return None
+        last = self._last_batch
+        step = last.step if last else 0
+        steps = st.steps
+        epoch = last.epoch if last else st.initial_epoch
+        if self.counts["epochs"] and self._epoch_began is not None and (last is None or last.time <= self._epoch_began):
+            epoch += 1  # the last epoch ended after its final batch: we are at the next one
+        step_in_epoch = step - (epoch - st.initial_epoch) * steps if steps else step
+        step_in_epoch = max(0, min(step_in_epoch, steps or step_in_epoch))
+        rate = self._rate()
+        eta = None
+        if rate and st.epochs and steps:
+            left_now = (steps - step_in_epoch) / rate
+            epochs_after = max(st.epochs - epoch - 1, 0)
+            per_epoch = float(np.median(self._epoch_times)) if self._epoch_times else steps / rate
+            eta = left_now + epochs_after * per_epoch
+            if self.ended:
+                eta = 0.0
+        now = last.time if last else st.time
+        return Progress(
+            epoch=epoch,
+            epochs=st.epochs,
+            step_in_epoch=step_in_epoch,
+            steps=steps,
+            step=step,
+            steps_per_s=rate,
+            samples_per_s=rate * st.batch_size if rate and st.batch_size else None,
+            eta_s=eta,
+            elapsed_s=max(now - st.time, 0.0),
+            lr=self._lr,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class SineCurve:
+    index: int
+    periods: int
+    x: np.ndarray
+    y: np.ndarray
+    color: str
+
+
+@dataclass(frozen=True, slots=True)
+class SineUpdate:
+    """The sine curves drained in one receiver iteration, coloured."""
+
+    curves: tuple[SineCurve, ...]
+    batch: int
+
+
+class SineRefiner:
+    """Gives each sine curve the colour of its receiver batch (new random colour per batch)."""
+
+    def __init__(self, batch_size: int = 5, seed: int | None = None) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size!r}")
+        self.batch_size = batch_size
+        self._random = random.Random(seed)
+        self.iteration = 0
+        self.batch = 0
+        self.color = self._new_color()
+
+    def _new_color(self) -> str:
+        return "#{:02x}{:02x}{:02x}".format(*(self._random.randrange(30, 220) for _ in range(3)))
+
+    def next_iteration(self) -> bool:
+        """Count one receiver iteration; True when a new batch (and colour) starts."""
+        self.iteration += 1
+        if self.iteration % self.batch_size == 0:
+            self.batch += 1
+            self.color = self._new_color()
+            return True
+        return False
+
+    def refine(self, events: list) -> SineUpdate | None:
+        curves = tuple(
+            SineCurve(ev.index, ev.periods, ev.x, ev.y, self.color) for ev in events if isinstance(ev, SineEvent)
+        )
+        return SineUpdate(curves, self.batch) if curves else None
+
+
+def now() -> float:
+    """The clock every event uses (wall time, seconds)."""
+    return time.time()

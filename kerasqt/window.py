@@ -1,0 +1,362 @@
+"""The monitor window (main thread only): one window for the sine demo and for training.
+
+Layout, top to bottom: a row of controls (*start threads* / *stop threads* in
+demo mode, *Stop training* and *log scale* in training mode, *Export*), a
+progress bar with its line of text, the Matplotlib navigation toolbar and
+canvas, and three read-only message panes (control, worker or training output,
+receiver).
+
+Updates arrive by queued signals from the receiver thread and are only stored;
+a frame timer draws at most ``max_fps`` frames per second. While training runs,
+the frame rate also adapts to the measured cost of a frame, so that drawing
+takes at most ``draw_budget`` of the main thread's time.
+"""
+
+from __future__ import annotations
+
+import time
+
+from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg, NavigationToolbar2QT
+from matplotlib.figure import Figure
+from PyQt5.QtCore import Qt, QTimer, pyqtSignal
+from PyQt5.QtWidgets import (
+    QCheckBox,
+    QFileDialog,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QMainWindow,
+    QPlainTextEdit,
+    QProgressBar,
+    QPushButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from .demo import DemoSettings
+from .events import ErrorEvent
+from .plotting import MetricsPlot, SinePlot
+from .refine import SineUpdate, TrainingUpdate
+from .session import DemoSession, TrainingSession
+
+__all__ = ["MonitorWindow"]
+
+PANES = ("control", "worker", "receiver")
+PANE_TITLES = {
+    "demo": ("control messages", "worker messages", "receiver messages"),
+    "training": ("control messages", "training output (print, logging)", "receiver messages"),
+}
+
+
+class _Toolbar(NavigationToolbar2QT):
+    """The navigation toolbar; Home also gives the axis limits back to autoscaling."""
+
+    def __init__(self, canvas, window: MonitorWindow) -> None:
+        super().__init__(canvas, window)
+        self._window = window
+
+    def home(self, *args) -> None:
+        plot = self._window.plot
+        if isinstance(plot, MetricsPlot):
+            plot.reset_view()
+            self._window.request_frame()
+        else:
+            super().home(*args)
+
+
+class MonitorWindow(QMainWindow):
+    """The kerasqt window. Demo mode until a training run begins, then training mode."""
+
+    closed = pyqtSignal()
+    _run_requested = pyqtSignal(object)
+
+    def __init__(self, *, title: str = "kerasqt", demo: DemoSettings | None = None, max_fps: float = 30.0,
+                 draw_budget: float = 0.03) -> None:
+        super().__init__()
+        if not 0 < max_fps <= 240:
+            raise ValueError(f"max_fps must be in (0, 240], got {max_fps!r}")
+        if not 0 < draw_budget <= 1:
+            raise ValueError(f"draw_budget must be in (0, 1], got {draw_budget!r}")
+        self.setWindowTitle(title)
+        self.resize(1100, 820)
+        self.max_fps = max_fps
+        self.draw_budget = draw_budget
+        self.mode = "demo"
+        self.monitor = None  # the QtMonitor of the current or last run
+        self.is_closed = False
+        self.frames = 0
+        self.frame_ms: list[float] = []
+        self.last_update: TrainingUpdate | None = None
+        self.training_active = False
+        self._build(demo)
+        self._run_requested.connect(self._begin_run, Qt.QueuedConnection)
+        self._timer = QTimer(self)
+        self._timer.setSingleShot(True)
+        self._timer.timeout.connect(self._frame)
+        self._set_mode("demo")
+
+    # -- construction ------------------------------------------------------------------------------
+    def _build(self, demo: DemoSettings | None) -> None:
+        central = QWidget(self)
+        layout = QVBoxLayout(central)
+
+        row = QHBoxLayout()
+        self.start_button = QPushButton("start threads")
+        self.stop_button = QPushButton("stop threads")
+        self.stop_training_button = QPushButton("Stop training")
+        self.stop_training_button.setToolTip("Ask fit to stop after the current batch")
+        self.log_checkbox = QCheckBox("log scale")
+        self.export_button = QPushButton("Export…")
+        self.status = QLabel("")
+        for w in (self.start_button, self.stop_button, self.stop_training_button, self.log_checkbox,
+                  self.export_button):
+            row.addWidget(w)
+        row.addWidget(self.status, 1)
+        layout.addLayout(row)
+
+        prow = QHBoxLayout()
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 1000)
+        self.progress.setTextVisible(False)
+        self.progress.setMaximumWidth(260)
+        self.progress_label = QLabel("")
+        prow.addWidget(self.progress)
+        prow.addWidget(self.progress_label, 1)
+        layout.addLayout(prow)
+
+        self.figure = Figure(figsize=(9, 5.5), layout="constrained")
+        self.canvas = FigureCanvasQTAgg(self.figure)
+        self.toolbar = _Toolbar(self.canvas, self)
+        layout.addWidget(self.toolbar)
+        layout.addWidget(self.canvas, 1)
+
+        panes_row = QHBoxLayout()
+        self.panes: dict[str, QPlainTextEdit] = {}
+        self._pane_boxes: dict[str, QGroupBox] = {}
+        for name in PANES:
+            box = QGroupBox(name)
+            inner = QVBoxLayout(box)
+            pane = QPlainTextEdit()
+            pane.setReadOnly(True)
+            pane.setMaximumBlockCount(5000)
+            pane.setMinimumHeight(110)
+            inner.addWidget(pane)
+            panes_row.addWidget(box)
+            self.panes[name] = pane
+            self._pane_boxes[name] = box
+        layout.addLayout(panes_row)
+        self.setCentralWidget(central)
+
+        self.demo = DemoSession(demo, self)
+        self.demo.updated.connect(self._on_update)
+        self.demo.message.connect(self.append_message)
+        self.demo.running_changed.connect(self._demo_running_changed)
+        self.training = TrainingSession(self)
+        self.training.updated.connect(self._on_update)
+        self.training.message.connect(self.append_message)
+        self.training.run_finished.connect(self._run_finished)
+
+        self.start_button.clicked.connect(self.start_threads)
+        self.stop_button.clicked.connect(self.stop_threads)
+        self.stop_training_button.clicked.connect(self.stop_training)
+        self.log_checkbox.toggled.connect(self._log_toggled)
+        self.export_button.clicked.connect(self._export_dialog)
+        self.plot = None
+
+    def _set_mode(self, mode: str) -> None:
+        if self.plot is not None and self.mode == mode:
+            return
+        if self.plot is not None:
+            self.plot.close()
+        self.mode = mode
+        demo = mode == "demo"
+        self.plot = SinePlot(self.figure, self.canvas) if demo else MetricsPlot(self.figure, self.canvas)
+        if not demo:
+            self.plot.set_log_scale(self.log_checkbox.isChecked())
+        for w in (self.start_button, self.stop_button):
+            w.setVisible(demo)
+        self.stop_training_button.setVisible(not demo)
+        self.log_checkbox.setVisible(not demo)
+        for name, title in zip(PANES, PANE_TITLES[mode]):
+            self._pane_boxes[name].setTitle(title)
+        self._demo_running_changed(False)
+        self.stop_training_button.setEnabled(False)
+        self.progress.setValue(0)
+        self.progress_label.setText("")
+        self.canvas.draw_idle()
+
+    # -- messages ----------------------------------------------------------------------------------
+    def append_message(self, source: str, text: str) -> None:
+        pane = self.panes.get(source, self.panes["control"])
+        pane.appendPlainText(text)
+
+    def pane_text(self, source: str) -> str:
+        return self.panes[source].toPlainText()
+
+    # -- demo mode ---------------------------------------------------------------------------------
+    def start_threads(self) -> bool:
+        if self.training_active:
+            self.append_message("control", "training is running: the demo can start after it")
+            return False
+        self._set_mode("demo")
+        return self.demo.start()
+
+    def stop_threads(self) -> bool:
+        return self.demo.stop()
+
+    def _demo_running_changed(self, running: bool) -> None:
+        self.start_button.setEnabled(not running)
+        self.stop_button.setEnabled(running)
+        self.status.setText("demo running" if running else ("" if self.mode == "training" else "demo stopped"))
+        if running:
+            self.request_frame()
+
+    # -- training mode -----------------------------------------------------------------------------
+    def request_run(self, monitor) -> None:
+        """Begin showing ``monitor``'s run; from the main thread now, from others queued."""
+        from .qtapp import in_main_thread
+
+        if in_main_thread():
+            self._begin_run(monitor)
+        else:
+            self._run_requested.emit(monitor)
+
+    def _begin_run(self, monitor) -> None:
+        if self.demo.running:
+            self.demo.stop()
+        self._set_mode("training")
+        self.plot.reset(None)
+        self.monitor = monitor
+        self.training_active = True
+        self.stop_training_button.setEnabled(True)
+        self.status.setText("training")
+        self.training.begin(monitor.events, smoothing=monitor.smoothing, max_rate=monitor.max_rate,
+                            alive=monitor.fit_running, tap=monitor.tap)
+        self.append_message("control", f"training started ({monitor.describe_fit()})")
+        self.request_frame()
+
+    def stop_training(self) -> None:
+        if self.monitor is not None and self.training_active:
+            self.monitor.stop_training()
+            self.stop_training_button.setEnabled(False)
+            self.append_message("control", "stop requested: fit ends after the current batch")
+
+    def _run_finished(self) -> None:
+        self.training_active = False
+        self.stop_training_button.setEnabled(False)
+        if self.monitor is not None:
+            self.monitor._run_finished()
+        self.request_frame()
+
+    def _log_toggled(self, on: bool) -> None:
+        if isinstance(self.plot, MetricsPlot):
+            self.plot.set_log_scale(on)
+            self.request_frame()
+
+    # -- updates and frames ------------------------------------------------------------------------
+    def _on_update(self, update) -> None:
+        if self.is_closed:
+            return
+        self.plot.apply(update)
+        if isinstance(update, TrainingUpdate):
+            self.last_update = update
+            self._show_progress(update)
+        elif isinstance(update, SineUpdate):
+            self.status.setText(f"demo running: {self.plot.curves} curves received")
+        self.request_frame()
+
+    def _show_progress(self, update: TrainingUpdate) -> None:
+        p = update.progress
+        if p is not None:
+            frac = p.fraction
+            if frac is not None:
+                self.progress.setValue(int(frac * 1000))
+            else:
+                self.progress.setRange(0, 0)  # busy indicator when the totals are unknown
+            self.progress_label.setText(p.describe())
+        end = update.end
+        if end is None:
+            return
+        if isinstance(end, ErrorEvent):
+            self.status.setText("training failed")
+            self.status.setStyleSheet("color: #b00020; font-weight: bold")
+            self.append_message("control", f"training failed: {end.message}")
+        else:
+            if self.progress.maximum() == 0:
+                self.progress.setRange(0, 1000)
+            if not end.stopped and p is not None and p.fraction is not None and p.fraction >= 0.999:
+                self.progress.setValue(1000)
+            word = "stopped early" if end.stopped else "finished"
+            self.status.setText(f"training {word}")
+            self.status.setStyleSheet("")
+            self.append_message("control", f"training {word} at step {end.step} "
+                                           f"({update.counts.get('batches', 0)} batches, "
+                                           f"{update.counts.get('epochs', 0)} epochs)")
+
+    def request_frame(self) -> None:
+        if not self._timer.isActive() and not self.is_closed:
+            self._timer.start(0)
+
+    def _frame(self) -> None:
+        if self.is_closed or self.isHidden():
+            return
+        t0 = time.perf_counter()
+        kind = self.plot.draw_frame()
+        cost = time.perf_counter() - t0
+        if kind is None:
+            return  # nothing changed: wait for the next update to ask again
+        self.frames += 1
+        self.frame_ms.append(cost * 1e3)
+        del self.frame_ms[:-200]
+        gap = 1.0 / self.max_fps
+        if self.training_active:
+            gap = max(gap, cost / self.draw_budget)
+        self._timer.start(int(gap * 1000))
+
+    def draw_now(self) -> None:
+        """Draw everything pending at once (tests, screenshots)."""
+        self.plot.draw_frame(force_full=True)
+        self.canvas.draw()
+
+    # -- export and screenshots --------------------------------------------------------------------
+    def save_screenshot(self, path: str) -> str:
+        self.draw_now()
+        if not self.grab().save(str(path)):
+            raise OSError(f"could not write the screenshot {path}")
+        return str(path)
+
+    def save_figure(self, path: str) -> str:
+        """The figure as PNG, SVG or PDF (by extension)."""
+        self.draw_now()
+        self.figure.savefig(str(path))
+        return str(path)
+
+    def _export_dialog(self) -> None:  # pragma: no cover - needs a person at a screen
+        path, _ = QFileDialog.getSaveFileName(self, "Export figure", "kerasqt.png",
+                                              "PNG (*.png);;SVG (*.svg);;PDF (*.pdf);;Metrics CSV (*.csv)")
+        if not path:
+            return
+        if path.endswith(".csv"):
+            from .export import write_csv
+
+            write_csv(self.plot, path)
+        else:
+            self.save_figure(path)
+        self.append_message("control", f"exported {path}")
+
+    # -- shutdown ----------------------------------------------------------------------------------
+    def shutdown(self) -> None:
+        """Stop every thread this window owns, in reverse order of starting; idempotent."""
+        self.demo.stop()
+        if self.training.running:
+            self.training.end()
+            self.training_active = False
+            if self.monitor is not None:
+                self.monitor._window_closed()
+        self._timer.stop()
+
+    def closeEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        self.shutdown()
+        self.is_closed = True
+        super().closeEvent(event)
+        self.closed.emit()
