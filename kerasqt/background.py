@@ -112,7 +112,7 @@ def fit_in_background(model, *args, callbacks=None, **kwargs) -> FitJob:
     if monitor.batch_size is None:
         bs = kwargs.get("batch_size", None if _is_dataset(args, kwargs) else 32)
         monitor.batch_size = bs if isinstance(bs, int) else None
-    monitor.show()
+    monitor.show().show_training()
     kwargs.setdefault("verbose", 0)
     job = FitJob(model, monitor, args, {**kwargs, "callbacks": callbacks})
     _register_atexit()

@@ -50,7 +50,7 @@ class Decimator:
     ) -> tuple[np.ndarray, np.ndarray]:
         n = len(x)
         columns = max(int(columns), 1)
-        if n == 0 or not x1 > x0:
+        if n == 0 or not x1 > x0 or not (np.isfinite(x0) and np.isfinite(x1)):
             return x[:0].astype(float), y[:0].astype(float)
         lo = max(int(np.searchsorted(x, x0, side="left")) - 1, 0)
         hi = min(int(np.searchsorted(x, x1, side="right")) + 1, n)
@@ -72,14 +72,15 @@ class Decimator:
         # The edge points beyond x0 and x1 get columns of their own (-1 and ``columns``).
         np.clip(col, -1, columns, out=col)
         starts = np.concatenate(([0], np.flatnonzero(np.diff(col)) + 1))
-        px, py = _minmax_runs(xs, y[start:hi].astype(float), starts)
+        px, py, ends = _minmax_runs(xs, y[start:hi].astype(float), starts)
         # Every run is final when a point beyond the right edge exists; else the last may grow.
         final_runs = len(starts) if hi < n else len(starts) - 1
-        self._xs.append(px[: 2 * final_runs])
-        self._ys.append(py[: 2 * final_runs])
+        split = int(ends[final_runs - 1]) if final_runs else 0
+        self._xs.append(px[:split])
+        self._ys.append(py[:split])
         self._done = columns + 1 if final_runs == len(starts) else int(col[starts[-1]])
         self._n = n
-        return np.concatenate(self._xs + [px[2 * final_runs :]]), np.concatenate(self._ys + [py[2 * final_runs :]])
+        return np.concatenate(self._xs + [px[split:]]), np.concatenate(self._ys + [py[split:]])
 
     @staticmethod
     def _first_index_of_column(x: np.ndarray, lo: int, column: int, x0: float, width: float) -> int:
@@ -89,11 +90,13 @@ class Decimator:
         return max(int(np.searchsorted(x, edge, side="left")), lo)
 
 
-def _minmax_runs(xs: np.ndarray, ys: np.ndarray, starts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """For each run of points (a pixel column), its min and max point in order of occurrence."""
+def _minmax_runs(xs: np.ndarray, ys: np.ndarray, starts: np.ndarray):
+    """For each run of points (a pixel column), its min and max point in order of occurrence.
+
+    A run holding any NaN/inf is followed by a NaN point, so the line breaks there.
+    Returns the points and, per run, the index in the output just past that run.
+    """
     k = len(starts)
-    if k == 0:
-        return xs[:0].astype(float), ys[:0]
     finite = np.isfinite(ys)
     lo_vals = np.where(finite, ys, np.inf)
     hi_vals = np.where(finite, ys, -np.inf)
@@ -118,4 +121,10 @@ def _minmax_runs(xs: np.ndarray, ys: np.ndarray, starts: np.ndarray) -> tuple[np
     px = xs[order].astype(float)
     py = ys[order].astype(float)
     py[np.repeat(empty, 2)] = np.nan
-    return px, py
+    broken = np.logical_or.reduceat(~finite, starts) & ~empty
+    ends = 2 * np.arange(1, k + 1) + np.cumsum(broken)
+    if broken.any():
+        at = 2 * np.flatnonzero(broken) + 2
+        px = np.insert(px, at, px[at - 1])
+        py = np.insert(py, at, np.nan)
+    return px, py, ends

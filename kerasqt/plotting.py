@@ -212,7 +212,7 @@ class MetricsPlot(Plot):
             ax.set_xlabel("step")
             if self.log_scale:
                 ax.set_yscale("log", nonpositive="mask")
-            ax.legend(loc="upper right", fontsize="small", framealpha=0.6)
+            ax.legend(loc="best", fontsize="small", framealpha=0.6)
             self.panels[group] = panel
         self._layout_dirty = False
         self._needs_full = True

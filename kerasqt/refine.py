@@ -93,15 +93,15 @@ class TrainingUpdate:
 class TrainingRefiner:
     """Turns training events into :class:`TrainingUpdate` values; keeps only small running state.
 
-    ``warn`` is called with one line of text for each problem worth telling the
+    ``note`` is called (receiver thread) with a line per epoch summary and per problem worth telling the
     user about (once per metric key and kind of problem).
     """
 
-    def __init__(self, smoothing: float = 0.9, warn=None) -> None:
+    def __init__(self, smoothing: float = 0.9, note=None) -> None:
         if not 0.0 <= smoothing < 1.0:
             raise ValueError(f"smoothing must be in [0, 1), got {smoothing!r}")
         self.smoothing = smoothing
-        self._warn = warn or (lambda text: None)
+        self._note = note or (lambda text: None)
         self.reset()
 
     def reset(self) -> None:
@@ -164,7 +164,7 @@ class TrainingRefiner:
     def _warn_once(self, key: str, kind: str, text: str) -> None:
         if (key, kind) not in self._warned:
             self._warned.add((key, kind))
-            self._warn(text)
+            self._note(text)
 
     def _batch_chunk(self, batches: list[BatchEvent]) -> BatchChunk:
         batches.sort(key=lambda e: e.step)
@@ -217,6 +217,8 @@ class TrainingRefiner:
         if self._epoch_began is not None:
             self._epoch_times.append(ev.time - self._epoch_began)
         self._epoch_began = ev.time
+        summary = ", ".join(f"{k} {v:.4g}" for k, v in ev.values.items())
+        self._note(f"epoch {ev.epoch + 1}: {summary}")
 
     def _rate(self) -> float | None:
         win = self._rate_window
@@ -239,6 +241,8 @@ class TrainingRefiner:
         epoch = last.epoch if last else st.initial_epoch
         if self.counts["epochs"] and self._epoch_began is not None and (last is None or last.time <= self._epoch_began):
             epoch += 1  # the last epoch ended after its final batch: we are at the next one
+        if st.epochs and epoch >= st.epochs:  # after the last epoch: show it as complete
+            epoch = st.epochs - 1
         step_in_epoch = step - (epoch - st.initial_epoch) * steps if steps else step
         step_in_epoch = max(0, min(step_in_epoch, steps or step_in_epoch))
         rate = self._rate()

@@ -4,7 +4,7 @@
 :class:`TrainingSession` owns one receiver thread per ``fit`` run (the worker is
 the Keras callback, on the training thread). Both start their threads here and
 end them here, in reverse order: stop flags, ``quit``, ``wait``, then
-``deleteLater`` as the thread finishes.
+``deleteLater`` for the ended thread.
 """
 
 from __future__ import annotations
@@ -45,7 +45,6 @@ def start_in_thread(obj: QObject, name: str) -> QThread:
     thread.started.connect(obj.run)
     # Direct: quit from the worker's own thread, so that it works while the main thread waits.
     obj.finished.connect(thread.quit, Qt.DirectConnection)
-    obj.finished.connect(obj.deleteLater, Qt.DirectConnection)
     thread.finished.connect(lambda t=thread: _live.discard(t))
     _live.add(thread)
     thread.start()
@@ -68,6 +67,9 @@ def end_thread(obj: QObject | None, thread: QThread | None, timeout_ms: int = TH
         return True
     if done:
         _live.discard(thread)
+        # The loop object stays with Python (it owns it) and goes with its last reference;
+        # the ended thread is deleted by the main event loop.
+        thread.deleteLater()
     return done
 
 
@@ -170,7 +172,7 @@ class TrainingSession(QObject):
     def begin(self, events: queue.SimpleQueue, *, smoothing: float = 0.9, max_rate: float = 30.0,
               alive=None, tap=None) -> None:
         self.end()
-        refiner = TrainingRefiner(smoothing, warn=lambda text: receiver.say(text))
+        refiner = TrainingRefiner(smoothing, note=lambda text: receiver.say(text))
         receiver = Receiver(events, refiner, interval=min(0.05, 1.0 / max_rate), max_rate=max_rate,
                             alive=alive, tap=tap)
         receiver.updated.connect(self.updated)

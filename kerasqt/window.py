@@ -212,6 +212,12 @@ class MonitorWindow(QMainWindow):
             self.request_frame()
 
     # -- training mode -----------------------------------------------------------------------------
+    def show_training(self) -> None:
+        """Switch to training mode now (the demo stops), before the first run arrives."""
+        if self.demo.running:
+            self.demo.stop()
+        self._set_mode("training")
+
     def request_run(self, monitor) -> None:
         """Begin showing ``monitor``'s run; from the main thread now, from others queued."""
         from .qtapp import in_main_thread
@@ -222,9 +228,7 @@ class MonitorWindow(QMainWindow):
             self._run_requested.emit(monitor)
 
     def _begin_run(self, monitor) -> None:
-        if self.demo.running:
-            self.demo.stop()
-        self._set_mode("training")
+        self.show_training()
         self.plot.reset(None)
         self.monitor = monitor
         self.training_active = True

@@ -1,0 +1,48 @@
+"""Test setup: Qt runs offscreen, and no test may leave a kerasqt thread running."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+# Set before Qt or Keras is imported anywhere.
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+os.environ.setdefault("XDG_RUNTIME_DIR", tempfile.mkdtemp(prefix="kerasqt-xdg-"))
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+os.environ.setdefault("MPLBACKEND", "QtAgg")
+
+import threading  # noqa: E402
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def no_threads_left(request):
+    """Fail any test that leaves a kerasqt QThread or Python thread running."""
+    before = {t.ident for t in threading.enumerate()}
+    yield
+    from kerasqt.session import live_threads
+
+    left = live_threads()
+    for thread in left:  # end them so one failure does not cascade
+        thread.quit()
+        thread.wait(2000)
+    assert not left, f"test left QThreads running: {[t.objectName() for t in left]}"
+    stray = [t for t in threading.enumerate()
+             if t.ident not in before and t.name.startswith("kerasqt") and t.is_alive()]
+    assert not stray, f"test left threads running: {[t.name for t in stray]}"
+
+
+@pytest.fixture
+def window(qtbot):
+    """A monitor window, closed (threads ended) after the test."""
+    from kerasqt.demo import DemoSettings
+    from kerasqt.window import MonitorWindow
+
+    win = MonitorWindow(demo=DemoSettings(worker_iterations=10, worker_interval=0.02, receiver_iterations=40,
+                                          receiver_interval=0.02, batch_size=5, seed=1))
+    qtbot.addWidget(win)
+    win.show()
+    yield win
+    win.close()

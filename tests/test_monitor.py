@@ -1,0 +1,205 @@
+"""The training monitor: QtMonitor in a main-thread fit, fit_in_background, stop, errors, bad logs."""
+
+from __future__ import annotations
+
+import math
+
+import keras
+import numpy as np
+import pytest
+
+from kerasqt import QtMonitor, fit_in_background
+from kerasqt.session import live_threads
+
+
+def _data(n=256, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, 8)).astype("float32")
+    y = (x[:, :1] > 0).astype("float32")
+    return x, y
+
+
+def _model():
+    model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(16, activation="relu"),
+                              keras.layers.Dense(1, activation="sigmoid")])
+    model.compile("adam", "binary_crossentropy", metrics=["accuracy"])
+    return model
+
+
+class _AtBatch(keras.callbacks.Callback):
+    def __init__(self, batch, fn):
+        super().__init__()
+        self.batch, self.fn, self.done = batch, fn, False
+
+    def on_train_batch_end(self, batch, logs=None):
+        if not self.done and batch == self.batch:
+            self.done = True
+            self.fn(logs)
+
+
+@pytest.fixture
+def monitor(qtbot):
+    mon = QtMonitor(title="test")
+    yield mon
+    mon.close()
+
+
+def _finished(qtbot, monitor):
+    qtbot.waitUntil(lambda: not monitor.window.training.running, timeout=5000)
+
+
+def test_main_thread_fit_plots_every_batch_epoch_and_val(qtbot, monitor):
+    x, y = _data()
+    hist = _model().fit(x, y, validation_split=0.25, epochs=3, batch_size=32, verbose=0, callbacks=[monitor])
+    _finished(qtbot, monitor)
+    win = monitor.window
+    shown = win.plot.shown()
+    assert shown["loss"]["batches"] == 3 * 6  # 192 training samples / 32
+    assert shown["loss"]["epochs"] == 3 and shown["val_loss"]["epochs"] == 3
+    assert shown["accuracy"]["batches"] == 18 and shown["val_accuracy"]["epochs"] == 3
+    assert set(win.plot.panels) == {"loss", "accuracy"}
+    np.testing.assert_allclose(win.plot.epochs.column("val_loss"), hist.history["val_loss"], rtol=1e-6)
+    win.draw_now()
+    val_line = win.plot.panels["loss"].lines["e:val_loss"]
+    assert len(val_line.get_xdata()) == 3
+    assert "training finished" in win.status.text()
+    assert "epoch 3/3" in win.progress_label.text() and win.progress.value() == 1000
+    assert "epoch 1: " in win.pane_text("receiver")
+    assert not live_threads()
+
+
+def test_stop_training_button_ends_fit_early(qtbot, monitor):
+    x, y = _data(1024)
+    clicker = _AtBatch(3, lambda logs: monitor.window.stop_training_button.click())
+    hist = _model().fit(x, y, epochs=5, batch_size=32, verbose=0, callbacks=[monitor, clicker])
+    _finished(qtbot, monitor)
+    assert len(hist.history["loss"]) == 1  # stopped inside the first epoch
+    assert monitor.window.plot.shown()["loss"]["batches"] == 4  # batches 0..3, then stop
+    assert "stopped early" in monitor.window.status.text()
+
+
+def test_prints_during_fit_go_to_the_window(qtbot, monitor, capsys):
+    x, y = _data()
+    printer = _AtBatch(1, lambda logs: print("hello from training"))
+    _model().fit(x, y, epochs=1, batch_size=32, verbose=0, callbacks=[printer, monitor])
+    _finished(qtbot, monitor)
+    print("after fit")
+    assert "hello from training" in monitor.window.pane_text("worker")
+    out = capsys.readouterr().out
+    assert "hello from training" not in out and "after fit" in out
+
+
+def test_exception_in_main_thread_fit_reaches_caller_and_window(qtbot, monitor):
+    x, y = _data()
+
+    def boom(logs):
+        raise RuntimeError("boom at batch 2")
+
+    with pytest.raises(RuntimeError, match="boom at batch 2"):
+        _model().fit(x, y, epochs=2, batch_size=32, verbose=0, callbacks=[monitor, _AtBatch(2, boom)])
+    _finished(qtbot, monitor)
+    assert "training failed" in monitor.window.status.text()
+    print("prints reach the terminal again")  # the capture ended with the run
+    assert "prints reach" not in monitor.window.pane_text("worker")
+
+
+def test_bad_log_values_are_skipped_once_and_nan_flagged(qtbot, monitor):
+    x, y = _data()
+
+    class Spoil(keras.callbacks.Callback):  # runs before the monitor on the same logs dict
+        def on_train_batch_end(self, batch, logs=None):
+            logs["text"] = "not a number"
+            logs["array"] = np.arange(3.0)
+            logs["none"] = None
+            logs["scalar_array"] = np.array([2.5])
+            logs["weird"] = math.nan if batch % 2 else 1.0
+            if batch >= 3:
+                logs["late"] = 0.5
+
+    _model().fit(x, y, epochs=2, batch_size=32, verbose=0, callbacks=[Spoil(), monitor])
+    _finished(qtbot, monitor)
+    win = monitor.window
+    notes = win.pane_text("receiver")
+    for key in ("text", "array", "none"):
+        assert notes.count(f"metric {key!r} is not a single number") == 1
+    assert notes.count("weird is nan") == 1
+    shown = win.plot.shown()
+    assert shown["scalar_array"]["batches"] == 16
+    assert shown["weird"]["batches"] == 8  # the NaN half is a gap
+    assert shown["late"]["batches"] == 10  # first seen at batch 3 of epoch 1
+    assert "weird" in win.plot.nonfinite
+    win.draw_now()
+    assert "non-finite" in win.plot.panels["weird"].ax.get_title()
+
+
+def test_closing_the_window_during_fit_lets_training_continue(qtbot, monitor):
+    x, y = _data(1024)
+    closer = _AtBatch(2, lambda logs: monitor.window.close())
+    hist = _model().fit(x, y, epochs=2, batch_size=32, verbose=0, callbacks=[monitor, closer])
+    assert len(hist.history["loss"]) == 2
+    assert monitor.window.is_closed and not live_threads()
+
+
+def test_closing_the_window_can_stop_training(qtbot):
+    mon = QtMonitor(stop_on_close=True)
+    x, y = _data(1024)
+    closer = _AtBatch(2, lambda logs: mon.window.close())
+    hist = _model().fit(x, y, epochs=3, batch_size=32, verbose=0, callbacks=[mon, closer])
+    assert len(hist.history["loss"]) == 1 and not live_threads()
+
+
+def test_fit_in_background_returns_at_once_and_wait_gives_history(qtbot, monitor):
+    x, y = _data(2048)
+    job = fit_in_background(_model(), x, y, validation_split=0.2, epochs=3, batch_size=32, callbacks=[monitor])
+    assert not job.done()
+    hist = job.wait(timeout=120)
+    assert job.done() and hist is job.history and len(hist.history["val_loss"]) == 3
+    _finished(qtbot, monitor)
+    assert monitor.window.plot.shown()["loss"]["batches"] == 3 * 52
+    assert monitor.batch_size == 32
+    assert "samples/s" in monitor.window.progress_label.text()
+
+
+def test_fit_in_background_stop_and_error(qtbot, monitor):
+    x, y = _data(4096)
+    job = fit_in_background(_model(), x, y, epochs=50, batch_size=16, callbacks=[monitor])
+    qtbot.waitUntil(lambda: monitor.window.plot.shown().get("loss", {}).get("batches", 0) > 5, timeout=20000)
+    job.stop()
+    hist = job.wait(timeout=60)
+    assert len(hist.history["loss"]) < 50
+    _finished(qtbot, monitor)
+
+    def boom(logs):
+        raise ValueError("data went bad")
+
+    job = fit_in_background(_model(), x, y, epochs=2, batch_size=64, callbacks=[monitor, _AtBatch(4, boom)])
+    with pytest.raises(ValueError, match="data went bad"):
+        job.wait(timeout=60)
+    assert isinstance(job.exception, ValueError)
+    _finished(qtbot, monitor)
+    assert "data went bad" in monitor.window.pane_text("control")
+    assert "training failed" in monitor.window.status.text()
+
+
+def test_same_monitor_for_repeated_fits_starts_a_new_run_each_time(qtbot, monitor):
+    x, y = _data()
+    model = _model()
+    for _ in range(3):
+        model.fit(x, y, epochs=1, batch_size=32, verbose=0, callbacks=[monitor])
+        _finished(qtbot, monitor)
+        assert monitor.window.plot.shown()["loss"]["batches"] == 8
+    assert monitor.runs == 3 and not live_threads()
+
+
+def test_monitor_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="smoothing"):
+        QtMonitor(smoothing=2)
+    with pytest.raises(ValueError, match="max_rate"):
+        QtMonitor(max_rate=0)
+    with pytest.raises(ValueError, match="batch_size"):
+        QtMonitor(batch_size=0)
+
+
+def test_monitor_is_async_safe_and_keeps_keras_dispatch_async():
+    cbs = keras.callbacks.CallbackList([QtMonitor()])
+    assert cbs._async_train is keras.src.backend.IS_THREAD_SAFE

@@ -1,0 +1,198 @@
+"""Pure parts, no Qt and no Keras: history tables, decimation, refining, capture."""
+
+from __future__ import annotations
+
+import io
+import math
+import queue
+import sys
+import threading
+
+import numpy as np
+import pytest
+
+from kerasqt.capture import OutputCapture
+from kerasqt.decimate import Decimator, minmax_decimate
+from kerasqt.events import BatchEvent, EndEvent, EpochEvent, MessageEvent, SineEvent, StartEvent
+from kerasqt.history import BatchTable, EpochTable, group_of, metric_groups
+from kerasqt.refine import SineRefiner, TrainingRefiner
+
+
+def test_groups_pair_train_val_and_test():
+    assert group_of("val_loss") == "loss" and group_of("test_accuracy") == "accuracy"
+    assert metric_groups(["loss", "accuracy", "val_loss", "val_accuracy", "lr"]) == {
+        "loss": ["loss", "val_loss"], "accuracy": ["accuracy", "val_accuracy"], "lr": ["lr"]}
+
+
+def test_batch_table_grows_by_doubling_and_backfills_new_metrics():
+    t = BatchTable()
+    for start in range(0, 5000, 100):
+        steps = np.arange(start + 1, start + 101)
+        vals = {"loss": np.ones(100, np.float32)}
+        if start >= 2500:
+            vals["acc"] = np.full(100, 0.5, np.float32)
+        t.extend(steps, vals, vals)
+    assert len(t) == 5000 and t.steps[-1] == 5000
+    assert t._steps.size == 8192  # 1024 doubled three times
+    acc = t.column("acc")
+    assert np.isnan(acc[:2500]).all() and (acc[2500:] == 0.5).all()
+    assert t.metrics() == ["loss", "acc"]
+
+
+def test_batch_table_merges_late_rows_in_step_order():
+    t = BatchTable()
+    t.extend(np.array([1, 2, 3, 5]), {"loss": np.array([1, 2, 3, 5], np.float32)}, {})
+    first = t.extend(np.array([4, 6]), {"loss": np.array([4, 6], np.float32)}, {})
+    assert first == 3
+    assert t.steps.tolist() == [1, 2, 3, 4, 5, 6]
+    assert t.column("loss").tolist() == [1, 2, 3, 4, 5, 6]
+
+
+def test_epoch_table_keeps_epochs_and_values():
+    t = EpochTable()
+    t.add(10, 0, {"loss": 1.0, "val_loss": 1.5})
+    t.add(20, 1, {"loss": 0.5})
+    assert t.epochs == [0, 1] and t.steps.tolist() == [10, 20]
+    assert np.isnan(t.column("val_loss")[1])
+
+
+def test_history_memory_for_a_million_batches_of_four_metrics():
+    t = BatchTable()
+    n, chunk = 1_000_000, 50_000
+    for start in range(0, n, chunk):
+        vals = {k: np.random.rand(chunk).astype(np.float32) for k in ("loss", "acc", "mae", "lr")}
+        t.extend(np.arange(start + 1, start + chunk + 1), vals, vals)
+    assert len(t) == n
+    assert t.nbytes <= 64 * 2**20, t.nbytes / 2**20
+
+
+def _noisy(n, seed=0):
+    rng = np.random.default_rng(seed)
+    x = np.arange(1, n + 1)
+    y = (np.exp(-x / (n / 4)) + 0.05 * rng.standard_normal(n)).astype(np.float32)
+    return x, y
+
+
+def test_decimation_keeps_spikes_and_gaps():
+    x, y = _noisy(200_000)
+    y[123_456] = 40.0
+    y[50_000:50_400] = np.nan
+    xd, yd = minmax_decimate(x, y, 0, 200_000, 500)
+    assert len(xd) <= 2 * 502 + 2  # two points per column, plus NaN breaks
+    assert np.nanmax(yd) == 40.0  # the spike survives
+    assert np.nanmin(yd) == pytest.approx(float(np.nanmin(y)))
+    column = (xd >= 50_000) & (xd <= 50_400)
+    assert column.any() and np.isnan(yd[column]).any()  # the gap survives
+    assert np.all(np.diff(xd) >= 0)
+
+
+def test_decimation_returns_real_points_when_zoomed_in():
+    x, y = _noisy(100_000)
+    xd, yd = minmax_decimate(x, y, 1000, 1200, 800)
+    assert np.array_equal(xd, x[998:1201])  # one point beyond each edge, all real
+    assert np.array_equal(yd, y[998:1201].astype(float))
+
+
+def test_incremental_decimation_equals_full_recompute():
+    x, y = _noisy(300_000, seed=3)
+    dec = Decimator()
+    for n in (1_000, 50_000, 50_001, 120_000, 299_999, 300_000):
+        got = dec.decimate(x[:n], y[:n], 0, 300_000, 640)
+        want = minmax_decimate(x[:n], y[:n], 0, 300_000, 640)
+        assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1], equal_nan=True), n
+
+
+def _batch(step, loss, epoch=0, t=None, **kw):
+    return BatchEvent(step, epoch, t if t is not None else 100 + step * 0.01, {"loss": loss}, **kw)
+
+
+def test_refiner_orders_smooths_and_flags():
+    warnings = []
+    r = TrainingRefiner(smoothing=0.5, note=warnings.append)
+    start = StartEvent(100.0, epochs=2, steps=4, batch_size=8)
+    u = r.refine([start, _batch(2, 2.0), _batch(1, 4.0), _batch(3, math.nan), _batch(4, math.inf)])
+    assert u.start is start
+    assert u.batches.steps.tolist() == [1, 2, 3, 4]
+    assert u.batches.values["loss"][:2].tolist() == [4.0, 2.0]
+    assert u.batches.smoothed["loss"].tolist() == [4.0, 3.0, 3.0, 3.0]  # NaN/inf do not move the average
+    assert u.nonfinite == {"loss"}
+    assert len([w for w in warnings if "loss" in w]) == 1  # once per key, not per value
+    assert u.counts["nonfinite"] == 2
+    p = u.progress
+    assert p.epochs == 2 and p.step_in_epoch == 4 and p.steps_per_s == pytest.approx(100.0)
+    assert p.samples_per_s == pytest.approx(800.0)
+    assert p.eta_s == pytest.approx(0.04)
+
+
+def test_refiner_pairs_epochs_and_warns_once_for_bad_keys():
+    warnings = []
+    r = TrainingRefiner(note=warnings.append)
+    r.refine([StartEvent(0.0, 3, 2)])
+    ev = EpochEvent(2, 0, 1.0, {"loss": 1.0, "val_loss": 1.2}, bad=("text",))
+    u = r.refine([_batch(1, 1.0, bad=("text",)), _batch(2, 1.0), ev])
+    u2 = r.refine([EpochEvent(4, 1, 2.0, {"loss": 0.9, "val_loss": 1.1}, bad=("text",)), EndEvent(4, 2.0)])
+    assert u.epochs == (ev,) and u2.end is not None and r.ended
+    assert sum("text" in w for w in warnings) == 1
+    assert u2.counts == {"batches": 2, "epochs": 2, "tests": 0, "nonfinite": 0}
+
+
+def test_refiner_rejects_bad_smoothing():
+    with pytest.raises(ValueError, match="smoothing"):
+        TrainingRefiner(smoothing=1.0)
+
+
+def test_sine_refiner_changes_colour_every_batch():
+    r = SineRefiner(batch_size=3, seed=0)
+    colours = []
+    for i in range(9):
+        r.next_iteration()
+        colours.append(r.color)
+    assert len(set(colours[0:2])) == 1 and colours[2] != colours[1]  # changes at iteration 3, 6, 9
+    x = np.arange(3.0)
+    u = r.refine([SineEvent(0, 1, x, np.sin(x)), MessageEvent("worker", "hi")])
+    assert len(u.curves) == 1 and u.curves[0].color == r.color
+    with pytest.raises(ValueError):
+        SineRefiner(batch_size=0)
+
+
+def test_capture_routes_background_prints_and_keeps_main_thread_output():
+    q = queue.SimpleQueue()
+    out = io.StringIO()
+    saved = sys.stdout
+    sys.stdout = out
+    try:
+        with OutputCapture(q) as cap:
+            def work():
+                print("from the worker")
+                print("partial", end="")
+                sys.stdout.flush()
+            t = threading.Thread(target=work)
+            t.start()
+            t.join()
+            cap.set_source(threading.get_ident(), "receiver")
+            print("from the main thread")
+        assert sys.stdout is out  # restored
+    finally:
+        sys.stdout = saved
+    got = []
+    while not q.empty():
+        got.append(q.get())
+    assert [m.text for m in got] == ["from the worker", "partial"]
+    assert all(m.source == "worker" for m in got)
+    assert out.getvalue() == "from the main thread\n"
+
+
+def test_capture_of_main_thread_follows_the_predicate():
+    q = queue.SimpleQueue()
+    inside = [True]
+    out = io.StringIO()
+    saved, sys.stdout = sys.stdout, out
+    try:
+        with OutputCapture(q, include_main=lambda: inside[0]):
+            print("during fit")
+            inside[0] = False
+            print("after fit")
+    finally:
+        sys.stdout = saved
+    assert q.get().text == "during fit" and q.empty()
+    assert out.getvalue() == "after fit\n"
