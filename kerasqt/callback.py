@@ -118,8 +118,7 @@ class QtMonitor(keras.callbacks.Callback):
         Returns True when the window is closed. Offscreen there is nobody to close it,
         so it returns False at once (or after ``timeout`` seconds if given).
         """
-        from PyQt5.QtCore import QEventLoop, QTimer
-
+        from .app import run_until_closed
         from .qtapp import is_offscreen
 
         win = self._window
@@ -127,12 +126,7 @@ class QtMonitor(keras.callbacks.Callback):
             return True
         if is_offscreen() and timeout is None:
             return False
-        loop = QEventLoop()
-        win.closed.connect(loop.quit)
-        if timeout is not None:
-            QTimer.singleShot(int(timeout * 1000), loop.quit)
-        loop.exec_()
-        return win.is_closed
+        return run_until_closed(win, timeout)
 
     def close(self) -> None:
         """Close the window (main thread); threads end first."""
@@ -341,11 +335,13 @@ def _as_float(v) -> float | None:
         return None
     if isinstance(v, (int, float)):
         return float(v)
+    dtype = getattr(v, "dtype", None)
+    if dtype is not None and getattr(dtype, "kind", "f") not in "biuf":
+        return None  # arrays of strings or objects
     try:
         size = getattr(v, "size", None)
         if size is not None and int(size) != 1:
             return None
-        f = float(v.item() if hasattr(v, "item") else v)
+        return float(v.item() if hasattr(v, "item") else v)
     except Exception:
         return None
-    return f

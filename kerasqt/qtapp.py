@@ -71,10 +71,28 @@ def ensure_app():
             "there first (QtMonitor().show() or fit_in_background)"
         )
     check_display()
+    _quiet_offscreen_warnings()
     global _app
     _app = QtWidgets.QApplication(sys.argv[:1] or ["kerasqt"])  # kept alive by this module
     _app.setQuitOnLastWindowClosed(False)  # our windows close; the process decides when to end
     return _app
+
+
+def _quiet_offscreen_warnings() -> None:
+    """Drop the offscreen plugin's harmless 'propagateSizeHints' notice; pass on all else."""
+    from PyQt5.QtCore import qInstallMessageHandler
+
+    previous = None
+
+    def handler(mode, context, message):
+        if "propagateSizeHints" in message:
+            return
+        if previous is not None:
+            previous(mode, context, message)
+        else:
+            sys.stderr.write(message + "\n")
+
+    previous = qInstallMessageHandler(handler)
 
 
 def in_main_thread() -> bool:

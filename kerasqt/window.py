@@ -177,6 +177,7 @@ class MonitorWindow(QMainWindow):
             w.setVisible(demo)
         self.stop_training_button.setVisible(not demo)
         self.log_checkbox.setVisible(not demo)
+        self.progress.setVisible(not demo)
         for name, title in zip(PANES, PANE_TITLES[mode]):
             self._pane_boxes[name].setTitle(title)
         self._demo_running_changed(False)
