@@ -44,6 +44,13 @@ class _Router(io.TextIOBase):
     def encoding(self):  # type: ignore[override]
         return getattr(self.target, "encoding", "utf-8")
 
+    def __getattr__(self, name: str):
+        # Everything else is the target's: ipykernel re-points its streams at each new cell
+        # with sys.stdout.set_parent(...); without this, the cell's prints go to an old cell.
+        if name == "target":
+            raise AttributeError(name)
+        return getattr(self.target, name)
+
     def isatty(self) -> bool:
         return False
 

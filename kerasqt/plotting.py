@@ -80,7 +80,9 @@ class SinePlot(Plot):
                           f"receiver batch {update.batch + 1}, colour {curve.color}")
         self.dirty = True
 
-    def draw_frame(self, force_full: bool = False) -> str | None:
+    limits_pending = False
+
+    def draw_frame(self, force_full: bool = False, allow_full: bool = True) -> str | None:
         if not (self.dirty or force_full):
             return None
         self.dirty = False
@@ -120,6 +122,7 @@ class MetricsPlot(Plot):
         super().__init__(figure, canvas)
         self.log_scale = False
         self._draw_cid = canvas.mpl_connect("draw_event", self._on_draw)
+        self._resize_cid = canvas.mpl_connect("resize_event", lambda event: self._relayout())
         self.reset(None)
 
     # -- data ------------------------------------------------------------------------------------
@@ -138,6 +141,7 @@ class MetricsPlot(Plot):
         self._needs_full = True
         self._last_shrink = 0.0
         self._needs_shrink_check = False
+        self.limits_pending = False
         self.dirty = True
 
     def apply(self, update) -> None:
@@ -225,7 +229,7 @@ class MetricsPlot(Plot):
             elif key.startswith("test_"):
                 panel.lines["t:" + key] = ax.plot([], [], "D", color=TEST, ms=6, label=key, animated=True)[0]
             else:
-                panel.lines["b:" + key] = ax.plot([], [], "-", color=TRAIN, lw=0.7, alpha=0.3,
+                panel.lines["b:" + key] = ax.plot([], [], "-", color=TRAIN, lw=0.7, alpha=0.45,
                                                   label=f"{key} (batch)", animated=True)[0]
                 panel.lines["s:" + key] = ax.plot([], [], "-", color=TRAIN, lw=1.6,
                                                   label=f"{key} (smoothed)", animated=True)[0]
@@ -273,64 +277,101 @@ class MetricsPlot(Plot):
             last = max(last, int(self.tests.steps[-1]))
         return last
 
-    def _autoscale(self, panel: _Panel, shrink: bool) -> bool:
-        """Fit the limits to the data (growing with headroom); True when they changed."""
+    def _wanted_limits(self, panel: _Panel, shrink: bool):
+        """New ``(xlim, ylim)`` that fit the data (growing with headroom), or None to keep them.
+
+        When the x limits stay, the lines get their data for the current view on the way.
+        """
         ax = panel.ax
-        changed = False
         last = self._last_step()
         x0, x1 = ax.get_xlim()
         if self.planned_steps and last <= self.planned_steps:
-            want_x1 = self.planned_steps
+            want_x = (0.0, float(self.planned_steps))
         elif x0 == 0 and 1 < x1 and last <= x1:
-            want_x1 = x1  # still room: keep the limits (no full redraw)
+            want_x = (x0, x1)  # still room: keep the limits
         else:
-            want_x1 = 2 ** math.ceil(math.log2(max(last * 1.25, 8)))  # grow with headroom
-        if (x0, x1) != (0, want_x1):
-            ax.set_xlim(0, want_x1)
-            changed = True
-        yr = self._update_lines(panel)
+            want_x = (0.0, float(2 ** math.ceil(math.log2(max(last * 1.25, 8)))))  # grow with headroom
+        if want_x == (x0, x1):
+            yr = self._update_lines(panel)
+        else:
+            yr = self._data_range(panel, *want_x)
+        y0, y1 = ax.get_ylim()
+        want_y = (y0, y1)
         if yr is not None:
             lo, hi = yr
-            y0, y1 = ax.get_ylim()
             outside = lo < y0 or hi > y1
             loose = shrink and (hi - lo) < 0.35 * (y1 - y0)
             if outside or loose or self._needs_full:
                 if self.log_scale:
-                    pad = (hi / lo) ** 0.08 if hi > lo else 2.0
-                    new = (lo / pad, hi * pad)
+                    pad = (hi / lo) ** 0.15 if hi > lo else 2.0
+                    want_y = (lo / pad, hi * pad)
                 else:
-                    pad = 0.08 * (hi - lo) if hi > lo else max(abs(hi) * 0.1, 0.1)
-                    new = (lo - pad, hi + pad)
-                if not np.allclose(new, (y0, y1)):
-                    ax.set_ylim(*new)
-                    changed = True
-        return changed
+                    pad = 0.15 * (hi - lo) if hi > lo else max(abs(hi) * 0.1, 0.1)
+                    want_y = (lo - pad, hi + pad)
+                if np.allclose(want_y, (y0, y1)):
+                    want_y = (y0, y1)
+        if want_x == (x0, x1) and want_y == (y0, y1):
+            return None
+        return want_x, want_y
+
+    def _data_range(self, panel: _Panel, x0: float, x1: float) -> tuple[float, float] | None:
+        """Smallest and largest finite value of the panel's lines over ``[x0, x1]`` (raw data)."""
+        lo, hi = math.inf, -math.inf
+        for name in panel.lines:
+            kind, key = name.split(":", 1)
+            table = self.batches if kind in "bs" else (self.tests if kind == "t" else self.epochs)
+            col = key + (BatchTable.SMOOTH if kind == "s" else "")
+            if col not in table.names():
+                continue
+            steps = table.steps
+            i, j = np.searchsorted(steps, x0), np.searchsorted(steps, x1, side="right")
+            y = table.column(col)[i:j]
+            y = y[np.isfinite(y) & ((y > 0) if self.log_scale else True)]
+            if len(y):
+                lo, hi = min(lo, float(y.min())), max(hi, float(y.max()))
+        return (lo, hi) if lo <= hi else None
 
     # -- drawing ---------------------------------------------------------------------------------
-    def draw_frame(self, force_full: bool = False) -> str | None:
-        """Draw what changed; returns 'full', 'blit' or None (nothing to do)."""
-        if not (self.dirty or force_full or self._needs_full):
+    def draw_frame(self, force_full: bool = False, allow_full: bool = True) -> str | None:
+        """Draw what changed; returns 'full', 'blit' or None (nothing to do).
+
+        ``allow_full=False`` defers new axis limits (the lines are clipped meanwhile) so
+        that the window can bound how often the expensive full draw happens;
+        ``limits_pending`` then says a full draw is wanted.
+        """
+        if not (self.dirty or force_full or self._needs_full or self.limits_pending):
             return None
         self.dirty = False
         if self._layout_dirty:
             self._build_layout()
         full = force_full or self._needs_full
+        if full:
+            self._relayout()
         now = time.monotonic()
         shrink = self._needs_shrink_check and now - self._last_shrink > 10.0
+        wanted = {}
         for panel in self.panels.values():
             if not panel.user_view and panel.user_changed_limits():
                 panel.user_view = True
             if panel.user_view:
                 continue
-            if self._autoscale(panel, shrink):
-                full = True
-            panel.remember_limits()
+            want = self._wanted_limits(panel, shrink)
+            if want is not None:
+                wanted[panel] = want
             title = panel.group + ("  (non-finite values shown as gaps)" if any(
                 group_of(k) == panel.group for k in self.nonfinite) else "")
             if panel.ax.get_title() != title:
                 panel.ax.set_title(title, color="C3" if title != panel.group else "black")
                 full = True
-        if shrink:
+        self.limits_pending = bool(wanted) and not (full or allow_full)
+        if wanted and not self.limits_pending:
+            for panel, (xlim, ylim) in wanted.items():
+                panel.ax.set_xlim(*xlim)
+                panel.ax.set_ylim(*ylim)
+            full = True
+        for panel in self.panels.values():
+            panel.remember_limits()
+        if shrink and not self.limits_pending:
             self._last_shrink = now
             self._needs_shrink_check = False
         self.frames += 1
@@ -340,13 +381,17 @@ class MetricsPlot(Plot):
             self.canvas.draw()  # _on_draw saves backgrounds and draws the lines
             return "full"
         for panel in self.panels.values():
-            if panel.user_view:
-                self._update_lines(panel)
+            if panel.user_view or panel in wanted:
+                self._update_lines(panel)  # data for the view as it is
             self.canvas.restore_region(panel.background)
             for line in panel.lines.values():
                 panel.ax.draw_artist(line)
             self.canvas.blit(panel.ax.bbox)
         return "blit"
+
+    def _relayout(self) -> None:
+        """Let the next full draw place the axes anew (constrained layout costs ~40 ms a draw)."""
+        self.figure.set_layout_engine("constrained")
 
     def _on_draw(self, event) -> None:
         """After every full draw (ours, a resize, the toolbar's zoom): save backgrounds, draw lines."""
@@ -357,9 +402,12 @@ class MetricsPlot(Plot):
             panel.background = self.canvas.copy_from_bbox(panel.ax.bbox)
             for line in panel.lines.values():
                 panel.ax.draw_artist(line)
+        if self.panels:
+            self.figure.set_layout_engine("none")  # keep the positions just computed
 
     def close(self) -> None:
         self.canvas.mpl_disconnect(self._draw_cid)
+        self.canvas.mpl_disconnect(self._resize_cid)
         super().close()
 
     # -- what is shown (used by tests and export) -----------------------------------------------

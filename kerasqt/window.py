@@ -67,6 +67,8 @@ class _Toolbar(NavigationToolbar2QT):
 class MonitorWindow(QMainWindow):
     """The kerasqt window. Demo mode until a training run begins, then training mode."""
 
+    FULL_DRAW_MIN_GAP = 1.0  # seconds between full redraws (new axis limits) while training
+
     closed = pyqtSignal()
     _run_requested = pyqtSignal(object)
 
@@ -88,6 +90,7 @@ class MonitorWindow(QMainWindow):
         self.frame_ms: list[float] = []
         self.last_update: TrainingUpdate | None = None
         self.training_active = False
+        self._next_full = 0.0
         self._build(demo)
         self._run_requested.connect(self._begin_run, Qt.QueuedConnection)
         self._timer = QTimer(self)
@@ -303,20 +306,34 @@ class MonitorWindow(QMainWindow):
             self._timer.start(0)
 
     def _frame(self) -> None:
+        """Draw one frame, then schedule the next within the drawing budget.
+
+        While training runs, a frame that took ``c`` seconds is followed by a pause of
+        ``c / (draw_budget / 2)``; full draws (new axis limits) get the other half of the
+        budget and happen at most every ``FULL_DRAW_MIN_GAP`` seconds. The lines keep
+        moving in between (blitted), clipped to the old limits.
+        """
         if self.is_closed or self.isHidden():
             return
-        t0 = time.perf_counter()
-        kind = self.plot.draw_frame()
-        cost = time.perf_counter() - t0
+        now = time.perf_counter()
+        allow_full = not self.training_active or now >= self._next_full
+        kind = self.plot.draw_frame(allow_full=allow_full)
+        cost = time.perf_counter() - now
         if kind is None:
-            return  # nothing changed: wait for the next update to ask again
+            return  # nothing changed: the next update asks again
         self.frames += 1
         self.frame_ms.append(cost * 1e3)
         del self.frame_ms[:-200]
         gap = 1.0 / self.max_fps
         if self.training_active:
-            gap = max(gap, cost / self.draw_budget)
-        self._timer.start(int(gap * 1000))
+            half = self.draw_budget / 2
+            if kind == "full":
+                self._next_full = now + max(self.FULL_DRAW_MIN_GAP, cost / half)
+            else:
+                gap = max(gap, cost / half)
+        if self.plot.limits_pending:
+            gap = max(gap, self._next_full - time.perf_counter())
+        self._timer.start(max(int(gap * 1000), 1))
 
     def draw_now(self) -> None:
         """Draw everything pending at once (tests, screenshots)."""
