@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from .app import show_demo
 
-__all__ = ["FitJob", "MonitorWindow", "QtMonitor", "fit_in_background", "show_demo", "__version__"]
+__all__ = ["FitJob", "MonitorWindow", "QtMonitor", "fit_in_background", "read_run", "replay", "show_demo",
+           "__version__"]
 __version__ = "0.1.0"
 
 _LAZY = {
@@ -21,6 +22,8 @@ _LAZY = {
     "fit_in_background": ("background", "fit_in_background"),
     "FitJob": ("background", "FitJob"),
     "MonitorWindow": ("window", "MonitorWindow"),
+    "replay": ("replay", "replay"),
+    "read_run": ("runlog", "read_run"),
 }
 
 

@@ -12,6 +12,7 @@ thread. The window (main thread) starts a receiver thread per run.
 
 from __future__ import annotations
 
+import os
 import queue
 import sys
 import threading
@@ -22,6 +23,7 @@ import keras
 
 from .capture import OutputCapture
 from .events import BatchEvent, EndEvent, EpochEvent, EvalEvent, StartEvent
+from .runlog import DEFAULT_LOG_DIR, LogFollower, RunLogWriter, resolve_log_dir
 
 __all__ = ["QtMonitor"]
 
@@ -42,12 +44,15 @@ class QtMonitor(keras.callbacks.Callback):
             goes on, unwatched).
         batch_size: samples per batch, for samples/s (``fit_in_background`` fills it in).
         demo: :class:`~kerasqt.demo.DemoSettings` for the window's demo mode.
+        log_dir: folder for the run log, one JSON Lines file per run (:mod:`kerasqt.runlog`); the
+            default is ``$KERASQT_LOG_DIR`` if set (set to empty: no log), else ``runs`` in the
+            working directory. None: no log. ``log_path`` is the current or last run's file.
     """
 
     def __init__(self, *, title: str = "kerasqt", smoothing: float = 0.9, max_rate: float = 30.0,
-                 max_fps: float = 30.0, draw_budget: float = 0.03, pump_interval: float = 0.03,
+                 max_fps: float = 30.0, draw_budget: float = 0.02, pump_interval: float = 0.03,
                  capture_output: bool = True, stop_on_close: bool = False, batch_size: int | None = None,
-                 demo=None) -> None:
+                 demo=None, log_dir=DEFAULT_LOG_DIR) -> None:
         super().__init__()
         if not 0.0 <= smoothing < 1.0:
             raise ValueError(f"smoothing must be in [0, 1), got {smoothing!r}")
@@ -58,6 +63,8 @@ class QtMonitor(keras.callbacks.Callback):
             raise ValueError(f"draw_budget must be in (0, 1], got {draw_budget!r}")
         if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
             raise ValueError(f"batch_size must be a whole number >= 1 or None, got {batch_size!r}")
+        if not (log_dir is None or log_dir is DEFAULT_LOG_DIR or isinstance(log_dir, (str, os.PathLike))):
+            raise ValueError(f"log_dir must be a folder path or None, got {log_dir!r}")
         # Keras: our batch hooks only put into a queue, so they may run asynchronously.
         self.async_safe = True
         self.title = title
@@ -70,8 +77,12 @@ class QtMonitor(keras.callbacks.Callback):
         self.stop_on_close = stop_on_close
         self.batch_size = batch_size
         self.demo = demo
+        self.log_dir = log_dir
+        self.log_path = None  # the current or last run's log file
         self.events: queue.SimpleQueue = queue.SimpleQueue()
         self.tap = None  # called by the receiver thread with each batch of events (run logs)
+        self._log: RunLogWriter | None = None
+        self._log_follower: LogFollower | None = None
         self.runs = 0
         self._window = None
         self._put = None  # the queue's put while a run is watched, else None
@@ -100,11 +111,12 @@ class QtMonitor(keras.callbacks.Callback):
     def show(self):
         """Create (or re-open) the window and show it; main thread only. Returns the window."""
         from .qtapp import ensure_app, in_main_thread, start_kernel_pump
-        from .window import MonitorWindow
 
         if not in_main_thread():
             raise RuntimeError("QtMonitor.show() must be called from the main thread")
-        self._app = ensure_app()
+        self._app = ensure_app()  # first: without Qt, its error names the package to install
+        from .window import MonitorWindow
+
         if self._window is None or self._window.is_closed:
             self._window = MonitorWindow(title=self.title, demo=self.demo, max_fps=self.max_fps,
                                          draw_budget=self.draw_budget)
@@ -151,7 +163,13 @@ class QtMonitor(keras.callbacks.Callback):
         main = in_main_thread()
         win = self._window if (self._window is not None and not self._window.is_closed) else None
         if main:
-            win = self.show()
+            try:
+                win = self.show()
+            except Exception as exc:  # no screen, no Qt, a bug: the training goes on, unwatched
+                self._app = None
+                warnings.warn(f"kerasqt: no window, training goes on unwatched: {exc}", RuntimeWarning,
+                              stacklevel=2)
+                return
         elif win is None:
             warnings.warn("kerasqt: fit runs outside the main thread and no window is open; call "
                           "QtMonitor.show() in the main thread first, or use fit_in_background",
@@ -161,6 +179,9 @@ class QtMonitor(keras.callbacks.Callback):
         self._next_pump = 0.0
         if self.capture_output:
             self._capture = OutputCapture(self.events, include_main=main and self._main_fit_running).start()
+            if not main:  # this training thread's lines are this window's, whatever starts later
+                self._capture.set_source(threading.get_ident(), "worker")
+        self._open_log()
         self._put = self.events.put
         win.request_run(self)
         self._pump()
@@ -216,6 +237,8 @@ class QtMonitor(keras.callbacks.Callback):
         if put is not None:
             stopped = bool(getattr(self.model, "stop_training", False))
             put(EndEvent(self._offset + self._last_batch + 1, time.time(), stopped))
+            if self._log_follower is not None:  # the window closed: the log's thread writes the end
+                self._log_follower.join(2.0)
         self._end_capture()
         self._fit_frame = None
         self._put = None
@@ -233,6 +256,9 @@ class QtMonitor(keras.callbacks.Callback):
             app.processEvents()
         except Exception:  # a bug in a slot must not end training
             pass
+        win = self._window
+        if win is not None and win.take_interrupt():
+            raise KeyboardInterrupt  # Ctrl-C landed in a window slot: it is fit's, like anywhere else
 
     def _settle(self, seconds: float) -> None:
         """Turn the event loop until the receiver has delivered the run's end (bounded)."""
@@ -249,6 +275,35 @@ class QtMonitor(keras.callbacks.Callback):
             self._lr = float(self.model.optimizer.learning_rate)
         except Exception:
             self._lr = None
+
+    def _open_log(self) -> None:
+        """Start this run's log file (training thread, once per run); a failure only warns.
+
+        The last run's log is not closed here: it closes itself at its end or error event,
+        which its receiver (or follower) may still be writing.
+        """
+        follower, self._log_follower = self._log_follower, None
+        if follower is not None:
+            follower.stop()
+        self._log = None
+        self.tap = None
+        self.log_path = None
+        folder = resolve_log_dir(self.log_dir)
+        if folder is None:
+            return
+        try:
+            self._log = RunLogWriter.create(folder, kind="training", title=self.title, smoothing=self.smoothing)
+        except OSError as exc:
+            warnings.warn(f"kerasqt: no run log for this run: {exc}", RuntimeWarning, stacklevel=3)
+            return
+        self.log_path = self._log.path
+        self.tap = self._log.write  # the receiver thread writes what it drains
+
+    def export(self, path) -> str:
+        """Save the window's figure (``.png``, ``.svg``, ``.pdf``) or metrics (``.csv``); main thread."""
+        if self._window is None:
+            raise RuntimeError("nothing to export: the monitor has no window yet")
+        return self._window.export(path)
 
     def _main_fit_running(self) -> bool:
         """True while the main thread is inside this monitor's ``fit`` (capture filter)."""
@@ -291,8 +346,17 @@ class QtMonitor(keras.callbacks.Callback):
         self._put = None
 
     def _window_closed(self) -> None:
-        """The window closed during a run (main thread): stop queueing; maybe stop training."""
-        self._put = None
+        """The window closed during a run (main thread): stop queueing; maybe stop training.
+
+        With a run log, the queue stays: a :class:`~kerasqt.runlog.LogFollower` thread takes
+        it over from the ended receiver and logs the rest of the run (the log keeps every run
+        whole, watched or not).
+        """
+        if self._log is not None and not self._log.closed and self._put is not None:
+            self._log_follower = LogFollower(self.events, self._log, alive=self.fit_running)
+            self._log_follower.start()
+        else:
+            self._put = None
         self._end_capture()
         self._app = None
         if self.stop_on_close:

@@ -9,7 +9,9 @@ when ``include_main`` is true (or a callable that returns true: a ``fit`` runnin
 in the main thread is captured only while it runs). Each thread
 may be given a pane (``source``); the default is ``"worker"``.
 
-Captures nest: the newest active one receives the lines. The router removes
+Captures nest: the newest active one receives the lines, except from threads
+given to a capture with :meth:`OutputCapture.set_source` (two windows each keep
+their own training thread's output). The router removes
 itself when the last capture stops, unless someone replaced ``sys.stdout``
 after it, in which case it stays in place, passing everything through.
 """
@@ -85,10 +87,15 @@ class _Router(io.TextIOBase):
 
 
 def _current_for_thread() -> OutputCapture | None:
-    if not _active:
+    active = _active[:]
+    if not active:
         return None
-    capture = _active[-1]
-    return capture if capture.captures(threading.current_thread()) else None
+    ident, thread = threading.get_ident(), threading.current_thread()
+    for capture in reversed(active):  # a thread given to a capture (set_source) stays with it
+        if ident in capture._sources and capture.captures(thread):
+            return capture
+    capture = active[-1]
+    return capture if capture.captures(thread) else None
 
 
 class _LogHandler(logging.Handler):
@@ -159,7 +166,7 @@ class OutputCapture:
             if not self.active:
                 return
             self.active = False
-            for name, router in list(_routers.items()):
+            for router in list(_routers.values()):
                 router.flush()
             _active.remove(self)
             if _active:

@@ -48,6 +48,25 @@ def _png_path(text: str) -> str:
     return text
 
 
+def _speed(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a positive number (times the recorded pace), got {text}")
+    return value
+
+
+def _export_path(text: str) -> str:
+    folder = os.path.dirname(os.path.abspath(text))
+    if not os.path.isdir(folder):
+        raise argparse.ArgumentTypeError(f"folder does not exist: {folder}")
+    if os.path.splitext(text)[1].lower() not in (".png", ".svg", ".pdf", ".csv"):
+        raise argparse.ArgumentTypeError(f"export must be a .png, .svg, .pdf or .csv file, got {text!r}")
+    return text
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="kerasqt", description="Watch Keras training live in a Qt window.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -61,16 +80,29 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--receiver-interval", type=_positive_float, default=0.05)
     demo.add_argument("--batch-size", type=_positive_int, default=5)
     demo.add_argument("--no-start", action="store_true", help="wait for the start threads button")
+    demo.add_argument("--log-dir", metavar="DIR", help="record each demo run to a run log in DIR")
 
     ex = sub.add_parser("example", help="train a small model on scikit-learn's digits, watched live")
     ex.add_argument("--epochs", type=_positive_int, default=12)
     ex.add_argument("--batch-size", type=_positive_int, default=32)
     ex.add_argument("--screenshot", type=_png_path, help="save a PNG of the window after training")
+
+    rp = sub.add_parser("replay", help="show recorded runs (run logs) in the window; several overlay")
+    rp.add_argument("runs", nargs="+", metavar="RUN_FILE", help="run logs (.jsonl) written by QtMonitor or the demo")
+    rp.add_argument("--speed", type=_speed, help="replay in time, this many times faster (default: all at once)")
+    rp.add_argument("--screenshot", type=_png_path, help="save a PNG of the window when the replay has ended")
+    rp.add_argument("--export", type=_export_path, action="append", default=[], metavar="PATH",
+                    help="when the replay has ended, save the figure (.png, .svg, .pdf) or metrics (.csv); repeatable")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    runs = None
+    if args.command == "replay":  # bad files are one line and exit 2, before any window
+        runs = _read_runs(args.runs)
+        if runs is None:
+            return 2
     from .qtapp import NoDisplayError, QtMissingError, ensure_app, is_offscreen
 
     try:
@@ -82,6 +114,8 @@ def main(argv: list[str] | None = None) -> int:
         args.screenshot = f"kerasqt-{args.command}.png"
     if args.command == "demo":
         return _demo(args)
+    if args.command == "replay":
+        return _replay(args, runs)
     return _example(args)
 
 
@@ -99,7 +133,7 @@ def _demo(args) -> int:
 
     window = show_demo(start=not args.no_start, worker_iterations=args.worker_iterations,
                        worker_interval=args.worker_interval, receiver_iterations=args.receiver_iterations,
-                       receiver_interval=args.receiver_interval, batch_size=args.batch_size)
+                       receiver_interval=args.receiver_interval, batch_size=args.batch_size, log_dir=args.log_dir)
 
     def end() -> None:
         if not window.is_closed:
@@ -135,3 +169,57 @@ def _example(args) -> int:
         monitor.wait_closed()
     monitor.close()
     return 0
+
+
+def _read_runs(paths: list[str]):
+    """The run logs, checked; None after printing one line for the first bad one."""
+    from .runlog import RunLogError, read_run
+
+    runs = []
+    for path in paths:
+        try:
+            run = read_run(path)
+            if not run.records:
+                raise RunLogError("the run log holds no events")
+        except RunLogError as exc:
+            print(f"kerasqt: error: {path}: {exc}", file=sys.stderr)
+            return None
+        runs.append(run)
+    if len({run.kind for run in runs}) > 1:
+        print("kerasqt: error: cannot overlay sine demo recordings and training runs", file=sys.stderr)
+        return None
+    return runs
+
+
+def _replay(args, runs) -> int:
+    from .app import run_until_closed
+    from .qtapp import is_offscreen
+    from .replay import replay
+
+    rp = replay(runs, speed=args.speed)
+    window = rp.window
+    status = [0]
+
+    def end() -> None:
+        for run in runs:
+            note = " (its last line was cut short and is skipped)" if run.truncated else ""
+            print(f"replayed {run.describe()}{note}")
+        if window.is_closed:
+            return
+        for path in args.export:
+            try:
+                window.export(path)
+            except (OSError, ValueError) as exc:
+                print(f"kerasqt: error: {exc}", file=sys.stderr)
+                status[0] = 2
+                continue
+            print(f"exported {os.path.abspath(path)}")
+        _finish(window, args.screenshot)
+        if is_offscreen():
+            window.close()
+        else:
+            print("close the window to exit")
+
+    rp.finished.connect(end)
+    run_until_closed(window)
+    return status[0]

@@ -28,7 +28,11 @@ def sine_curve(periods: int, step: float = 0.1) -> tuple[np.ndarray, np.ndarray]
 
 
 class DemoSettings:
-    """Iteration counts, intervals and batch sizes of the sine demo (the original's defaults)."""
+    """Iteration counts, intervals and batch sizes of the sine demo (the original's defaults).
+
+    ``log_dir``: record each demo run to a run log in this folder (:mod:`kerasqt.runlog`);
+    None (the default): no recording.
+    """
 
     def __init__(
         self,
@@ -38,6 +42,7 @@ class DemoSettings:
         receiver_interval: float = 0.05,
         batch_size: int = 5,
         seed: int | None = None,
+        log_dir=None,
     ) -> None:
         for name, value in (("worker_iterations", worker_iterations), ("receiver_iterations", receiver_iterations),
                             ("batch_size", batch_size)):
@@ -52,6 +57,7 @@ class DemoSettings:
         self.receiver_interval = float(receiver_interval)
         self.batch_size = batch_size
         self.seed = seed
+        self.log_dir = log_dir
 
 
 class SineWorker(QObject):

@@ -9,8 +9,8 @@ thread pool. No Qt and no Keras imports here.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Mapping
 
 import numpy as np
 

@@ -9,7 +9,7 @@ given, train and ``val_`` alike.
 
 from __future__ import annotations
 
-from typing import Iterable, Mapping
+from collections.abc import Iterable, Mapping
 
 import numpy as np
 

@@ -9,8 +9,10 @@ A plot owns the figure's axes and artists, takes refined updates with
 * :class:`MetricsPlot`: one axes per metric group (``loss`` with ``val_loss``...).
   Batch values are drawn faint with their moving average on top, epoch values as
   markers, ``val_`` values as a dashed line with markers. Lines are *animated*:
-  a steady-state frame restores each axes' saved background and blits only the
-  lines (``draw_artist`` + ``blit``); a full ``canvas.draw()`` happens only when
+  a steady-state frame restores, in each axes, the saved background of the strip
+  from the first new point to the newest one, draws the lines clipped to it and
+  blits the strip (:meth:`MetricsPlot._blit_tail`: a cost that does not grow with
+  the points shown), or the whole axes when its view changed; a full ``canvas.draw()`` happens only when
   axis limits must change (they grow with headroom), on zoom or pan, and on
   layout changes. Lines are min/max decimated per pixel column of the visible
   range (:mod:`kerasqt.decimate`), recomputed when the view changes.
@@ -21,10 +23,12 @@ Home button, or :meth:`MetricsPlot.reset_view`, gives autoscaling back.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 
 import numpy as np
+from matplotlib.transforms import Bbox
 
 from .decimate import Decimator
 from .history import BatchTable, EpochTable, group_of
@@ -32,6 +36,7 @@ from .history import BatchTable, EpochTable, group_of
 __all__ = ["MetricsPlot", "SinePlot"]
 
 TRAIN, VAL, TEST = "C0", "C1", "C2"
+RUN_COLORS = ("C0", "C3", "C2", "C4", "C1", "C5", "C6", "C8", "C9", "C7")  # one per run when comparing
 
 
 class Plot:
@@ -104,6 +109,8 @@ class _Panel:
         self.expected: tuple | None = None  # limits we set last; others mean the user changed them
         self.user_view = False
         self.flagged = False
+        self.still: list = []  # lines of finished runs kept for comparison (not animated)
+        self.drawn_view: tuple | None = None  # what the pixels on screen were drawn for (tail blits)
 
     def remember_limits(self) -> None:
         self.expected = (self.ax.get_xlim(), self.ax.get_ylim())
@@ -114,6 +121,29 @@ class _Panel:
         return not (np.allclose(self.ax.get_xlim(), self.expected[0]) and
                     np.allclose(self.ax.get_ylim(), self.expected[1]))
 
+    @property
+    def log(self) -> bool:
+        """Whether the y axis is logarithmic now: the window's toggle, or the user's own ``set_yscale``
+        (autoscaling goes on in the user's scale until :meth:`MetricsPlot.reset_view`)."""
+        return self.ax.get_yscale() == "log"
+
+    def artists_gone(self, figure) -> bool:
+        """Whether someone removed the axes or its lines (``ax.cla()``, ``figure.clear()``)."""
+        return self.ax not in figure.axes or any(line.axes is not self.ax for line in self.lines.values())
+
+
+class _Overlay:
+    """A finished run kept on the axes for comparison (replays of several runs), in one colour."""
+
+    def __init__(self, name: str, color: str, batches: BatchTable, epochs: EpochTable, tests: EpochTable) -> None:
+        self.name = name
+        self.color = color
+        self.batches = batches
+        self.epochs = epochs
+        self.tests = tests
+        self.keys = batches.metrics() + epochs.names() + tests.names()
+        self.last_step = max((int(t.steps[-1]) for t in (batches, epochs, tests) if len(t)), default=0)
+
 
 class MetricsPlot(Plot):
     """Training curves, one axes per metric group, blitted in steady state."""
@@ -121,8 +151,12 @@ class MetricsPlot(Plot):
     def __init__(self, figure, canvas) -> None:
         super().__init__(figure, canvas)
         self.log_scale = False
+        self.label: str | None = None  # the current run's name in the legend when comparing runs
+        self._exporting = False
+        self.overlays: list[_Overlay] = []  # finished runs kept by keep_run (replays of several runs)
         self._draw_cid = canvas.mpl_connect("draw_event", self._on_draw)
         self._resize_cid = canvas.mpl_connect("resize_event", lambda event: self._relayout())
+        self._layout_memo: tuple | None = None  # (what a layout depends on, the axes positions it gave)
         self.reset(None)
 
     # -- data ------------------------------------------------------------------------------------
@@ -137,12 +171,25 @@ class MetricsPlot(Plot):
         self.nonfinite: set[str] = set()
         self.panels: dict[str, _Panel] = {}
         self._groups: dict[str, list[str]] = {}
+        for overlay in self.overlays:
+            self._note_keys(overlay.keys)
         self._layout_dirty = True
         self._needs_full = True
         self._last_shrink = 0.0
         self._needs_shrink_check = False
         self.limits_pending = False
+        self._changed_from: float | None = None  # smallest step whose drawing changed since the last frame
+        self._legend_stale = False  # lines joined an axes: its legend needs a full draw
         self.dirty = True
+
+    def keep_run(self) -> None:
+        """Keep the current run's curves on the axes, still and in their own colour, and start
+        afresh for the next run (replays of several runs for comparison; live runs never do)."""
+        if len(self.batches) or len(self.epochs) or len(self.tests):
+            n = len(self.overlays)
+            self.overlays.append(_Overlay(self.label or f"run {n + 1}", RUN_COLORS[n % len(RUN_COLORS)],
+                                          self.batches, self.epochs, self.tests))
+        self.reset(None)
 
     def apply(self, update) -> None:
         if update.start is not None:
@@ -151,6 +198,7 @@ class MetricsPlot(Plot):
         if chunk is not None and len(chunk.steps):
             seen = len(self.batches)
             first = self.batches.extend(chunk.steps, chunk.values, chunk.smoothed)
+            self._changed(self.batches.steps[max(first - 1, 0)])  # from the point the new ones join
             if first < seen:  # late rows were merged in the middle: recompute decimation
                 for panel in self.panels.values():
                     for dec in panel.decimators.values():
@@ -159,14 +207,21 @@ class MetricsPlot(Plot):
         for key in update.nonfinite:
             self._flag(key)
         for ev in update.epochs:
+            self._changed(_before(self.epochs.steps, ev.step))
             self.epochs.add(ev.step, ev.epoch, ev.values)
             self._note_keys(ev.values)
             self._needs_shrink_check = True
         for ev in update.tests:
             values = {"test_" + k: v for k, v in ev.values.items()}
+            self._changed(_before(self.tests.steps, ev.step))
             self.tests.add(ev.step, ev.epoch, values)
             self._note_keys(values)
         self.dirty = True
+
+    def _changed(self, step) -> None:
+        step = float(step)
+        if self._changed_from is None or step < self._changed_from:
+            self._changed_from = step
 
     def _flag(self, key: str) -> None:
         if key not in self.nonfinite:
@@ -179,7 +234,21 @@ class MetricsPlot(Plot):
             members = self._groups.setdefault(group, [])
             if key not in members:
                 members.append(key)
-                self._layout_dirty = True
+                panel = self.panels.get(group)
+                if panel is not None and not self._layout_dirty:
+                    self._join(panel, key)
+                else:
+                    self._layout_dirty = True
+
+    def _join(self, panel: _Panel, key: str) -> None:
+        """A new metric of a group on show (``val_loss`` after ``loss``): its lines join the axes
+        at once (blitted); the legend, in the background, waits for the next full draw, which
+        the window may put off, instead of a new layout and a full draw now."""
+        kept = dict(panel.decimators)
+        self._make_lines(panel, [key])
+        panel.decimators.update(kept)
+        panel.ax.legend(loc="best", fontsize="small", framealpha=0.6)
+        self._legend_stale = True
 
     # -- view --------------------------------------------------------------------------------------
     def set_log_scale(self, on: bool) -> None:
@@ -187,15 +256,19 @@ class MetricsPlot(Plot):
         for panel in self.panels.values():
             panel.ax.set_yscale("log" if on else "linear", nonpositive="mask") if on else panel.ax.set_yscale("linear")
             panel.user_view = False
+            panel.expected = None  # the new scale is ours, not the user's
             for dec in panel.decimators.values():
                 dec.reset()
         self._needs_full = True
         self.dirty = True
 
     def reset_view(self) -> None:
-        """Give the limits back to autoscaling (the toolbar's Home button)."""
+        """Give the limits back to autoscaling (the toolbar's Home button), and the y scale to ours."""
         for panel in self.panels.values():
             panel.user_view = False
+            panel.expected = None
+            if panel.ax.get_yscale() != ("log" if self.log_scale else "linear"):
+                panel.ax.set_yscale("log", nonpositive="mask") if self.log_scale else panel.ax.set_yscale("linear")
         self._needs_full = True
         self.dirty = True
 
@@ -212,6 +285,8 @@ class MetricsPlot(Plot):
             ax = self.figure.add_subplot(rows, cols, i + 1)
             panel = _Panel(ax, group)
             self._make_lines(panel, self._groups[group])
+            for overlay in self.overlays:
+                self._overlay_lines(panel, overlay)
             ax.grid(alpha=0.3)
             ax.set_xlabel("step")
             if self.log_scale:
@@ -223,22 +298,60 @@ class MetricsPlot(Plot):
 
     def _make_lines(self, panel: _Panel, keys: list[str]) -> None:
         ax = panel.ax
+        train, val, test = TRAIN, VAL, TEST
+        run = None  # comparing runs: one colour per run, legend entries "run: key"
+        if self.label is not None or self.overlays:
+            n = len(self.overlays)
+            train = val = test = RUN_COLORS[n % len(RUN_COLORS)]
+            run = self.label or f"run {n + 1}"
         for key in keys:
+            named = key if run is None else f"{run}: {key}"
             if key.startswith("val_"):
-                panel.lines["e:" + key] = ax.plot([], [], "s--", color=VAL, ms=5, lw=1.2, label=key, animated=True)[0]
+                panel.lines["e:" + key] = ax.plot([], [], "s--", color=val, ms=5, lw=1.2, label=named, animated=True)[0]
             elif key.startswith("test_"):
-                panel.lines["t:" + key] = ax.plot([], [], "D", color=TEST, ms=6, label=key, animated=True)[0]
+                panel.lines["t:" + key] = ax.plot([], [], "D", color=test, ms=6, label=named, animated=True)[0]
             else:
-                panel.lines["b:" + key] = ax.plot([], [], "-", color=TRAIN, lw=0.7, alpha=0.45,
-                                                  label=f"{key} (batch)", animated=True)[0]
-                panel.lines["s:" + key] = ax.plot([], [], "-", color=TRAIN, lw=1.6,
-                                                  label=f"{key} (smoothed)", animated=True)[0]
-                panel.lines["e:" + key] = ax.plot([], [], "o", color=TRAIN, mec="white", ms=6,
-                                                  label=f"{key} (epoch)", animated=True)[0]
+                panel.lines["b:" + key] = ax.plot([], [], "-", color=train, lw=0.7, alpha=0.45, animated=True,
+                                                  label=f"{key} (batch)" if run is None else "_batch")[0]
+                panel.lines["s:" + key] = ax.plot([], [], "-", color=train, lw=1.6, animated=True,
+                                                  label=f"{key} (smoothed)" if run is None else named)[0]
+                panel.lines["e:" + key] = ax.plot([], [], "o", color=train, mec="white", ms=6, animated=True,
+                                                  label=f"{key} (epoch)" if run is None else "_epoch")[0]
             ax.set_title(panel.group)
         for name in panel.lines:
             if name[0] in "bs":
                 panel.decimators[name] = Decimator()
+
+    def _overlay_lines(self, panel: _Panel, ov: _Overlay) -> None:
+        """Still lines of a kept run: smoothed batch values, epoch dots, val and test values."""
+        ax, style = panel.ax, {"color": ov.color, "alpha": 0.75}
+        for key in self._groups[panel.group]:
+            if key.startswith("test_"):
+                if key in ov.tests.names():
+                    panel.still += ax.plot(ov.tests.steps, ov.tests.column(key), "D", ms=5,
+                                           label=f"{ov.name}: {key}", **style)
+            elif key.startswith("val_"):
+                if key in ov.epochs.names():
+                    panel.still += ax.plot(ov.epochs.steps, ov.epochs.column(key), "s--", ms=4, lw=1.0,
+                                           label=f"{ov.name}: {key}", **style)
+            else:
+                batch = key in ov.batches.metrics()
+                if batch:
+                    panel.still += ax.plot(ov.batches.steps, ov.batches.smoothed(key), "-", lw=1.3,
+                                           label=f"{ov.name}: {key}", **style)
+                if key in ov.epochs.names():
+                    panel.still += ax.plot(ov.epochs.steps, ov.epochs.column(key), "o", ms=4,
+                                           label="_epoch" if batch else f"{ov.name}: {key}", **style)
+
+    def _still_range(self, panel: _Panel, yr: tuple[float, float] | None) -> tuple[float, float] | None:
+        """``yr`` widened to the kept runs' lines of ``panel``."""
+        lo, hi = yr if yr is not None else (math.inf, -math.inf)
+        for line in panel.still:
+            y = np.asarray(line.get_ydata(), float)
+            y = y[np.isfinite(y) & ((y > 0) if panel.log else True)]
+            if len(y):
+                lo, hi = min(lo, float(y.min())), max(hi, float(y.max()))
+        return (lo, hi) if lo <= hi else None
 
     def _line_data(self, panel: _Panel, name: str, x0: float, x1: float, columns: int):
         kind, key = name.split(":", 1)
@@ -259,10 +372,10 @@ class MetricsPlot(Plot):
         lo, hi = math.inf, -math.inf
         for name, line in panel.lines.items():
             x, y = self._line_data(panel, name, x0, x1, columns)
-            line.set_data(x, y)
+            _set_exact(line, x, y)
             if len(y):
                 y = np.asarray(y, float)
-                y = y[np.isfinite(y) & ((y > 0) if self.log_scale else True)]
+                y = y[np.isfinite(y) & ((y > 0) if panel.log else True)]
                 if len(y):
                     lo, hi = min(lo, float(y.min())), max(hi, float(y.max()))
         return (lo, hi) if lo <= hi else None
@@ -275,6 +388,8 @@ class MetricsPlot(Plot):
             last = max(last, int(self.epochs.steps[-1]))
         if len(self.tests):
             last = max(last, int(self.tests.steps[-1]))
+        for overlay in self.overlays:
+            last = max(last, overlay.last_step)
         return last
 
     def _wanted_limits(self, panel: _Panel, shrink: bool):
@@ -285,8 +400,11 @@ class MetricsPlot(Plot):
         ax = panel.ax
         last = self._last_step()
         x0, x1 = ax.get_xlim()
-        if self.planned_steps and last <= self.planned_steps:
-            want_x = (0.0, float(self.planned_steps))
+        planned = self.planned_steps
+        if planned and self.overlays:  # comparing: the kept runs are whole, they fit as planned
+            planned = max(planned, max(overlay.last_step for overlay in self.overlays))
+        if planned and last <= planned:
+            want_x = (0.0, float(planned))
         elif x0 == 0 and 1 < x1 and last <= x1:
             want_x = (x0, x1)  # still room: keep the limits
         else:
@@ -295,14 +413,16 @@ class MetricsPlot(Plot):
             yr = self._update_lines(panel)
         else:
             yr = self._data_range(panel, *want_x)
+        if panel.still:
+            yr = self._still_range(panel, yr)
         y0, y1 = ax.get_ylim()
         want_y = (y0, y1)
         if yr is not None:
             lo, hi = yr
             outside = lo < y0 or hi > y1
             loose = shrink and (hi - lo) < 0.35 * (y1 - y0)
-            if outside or loose or self._needs_full:
-                if self.log_scale:
+            if outside or loose or self._needs_full or (panel.log and y0 <= 0):  # (the user's log scale)
+                if panel.log:
                     pad = (hi / lo) ** 0.15 if hi > lo else 2.0
                     want_y = (lo / pad, hi * pad)
                 else:
@@ -326,7 +446,7 @@ class MetricsPlot(Plot):
             steps = table.steps
             i, j = np.searchsorted(steps, x0), np.searchsorted(steps, x1, side="right")
             y = table.column(col)[i:j]
-            y = y[np.isfinite(y) & ((y > 0) if self.log_scale else True)]
+            y = y[np.isfinite(y) & ((y > 0) if panel.log else True)]
             if len(y):
                 lo, hi = min(lo, float(y.min())), max(hi, float(y.max()))
         return (lo, hi) if lo <= hi else None
@@ -342,10 +462,10 @@ class MetricsPlot(Plot):
         if not (self.dirty or force_full or self._needs_full or self.limits_pending):
             return None
         self.dirty = False
-        if self._layout_dirty:
-            self._build_layout()
+        if self._layout_dirty or any(p.artists_gone(self.figure) for p in self.panels.values()):
+            self._build_layout()  # new metrics, or the user cleared our axes: lay them out anew
         full = force_full or self._needs_full
-        if full:
+        if full and not self._reuse_layout():
             self._relayout()
         now = time.monotonic()
         shrink = self._needs_shrink_check and now - self._last_shrink > 10.0
@@ -363,8 +483,9 @@ class MetricsPlot(Plot):
             if panel.ax.get_title() != title:
                 panel.ax.set_title(title, color="C3" if title != panel.group else "black")
                 full = True
-        self.limits_pending = bool(wanted) and not (full or allow_full)
-        if wanted and not self.limits_pending:
+        pending = bool(wanted) or self._legend_stale
+        self.limits_pending = pending and not (full or allow_full)
+        if pending and not self.limits_pending:
             for panel, (xlim, ylim) in wanted.items():
                 panel.ax.set_xlim(*xlim)
                 panel.ax.set_ylim(*ylim)
@@ -375,26 +496,119 @@ class MetricsPlot(Plot):
             self._last_shrink = now
             self._needs_shrink_check = False
         self.frames += 1
+        changed_from, self._changed_from = self._changed_from, None
         if full or any(p.background is None for p in self.panels.values()):
-            self._needs_full = False
+            self._needs_full = self._legend_stale = False
             self.full_draws += 1
             self.canvas.draw()  # _on_draw saves backgrounds and draws the lines
             return "full"
         for panel in self.panels.values():
-            if panel.user_view or panel in wanted:
-                self._update_lines(panel)  # data for the view as it is
+            if panel.user_view or (panel in wanted and wanted[panel][0] != panel.ax.get_xlim()):
+                self._update_lines(panel)  # data for the view as it is (else done in _wanted_limits)
+            if self._blit_tail(panel, changed_from):
+                continue
             self.canvas.restore_region(panel.background)
             for line in panel.lines.values():
                 panel.ax.draw_artist(line)
             self.canvas.blit(panel.ax.bbox)
+            panel.drawn_view = self._view_of(panel)
         return "blit"
+
+    def _view_of(self, panel: _Panel) -> tuple:
+        """What the pixels of a panel depend on besides its data."""
+        ax = panel.ax
+        return (ax.get_xlim(), ax.get_ylim(), tuple(ax.bbox.extents),
+                tuple(dec.decimating for dec in panel.decimators.values()), len(panel.lines))
+
+    def _blit_tail(self, panel: _Panel, changed_from: float | None) -> bool:
+        """Redraw only the strip of ``panel`` from ``changed_from`` (a step) to the newest point.
+
+        The lines only grow at their end while the view stays, so the strip is all that
+        changed: its background is restored and every line is drawn clipped to it, which
+        gives the same pixels as redrawing the whole axes, at a cost that does not grow with
+        the points shown. False when the view changed since the panel was last drawn.
+        """
+        if panel.background is None or panel.drawn_view != self._view_of(panel):
+            return False
+        if changed_from is None:
+            return True  # no new points: the pixels on screen are current
+        ax, box = panel.ax, panel.ax.bbox
+        top = ax.get_ylim()[1]
+        (px0, _), (px1, _) = ax.transData.transform([(changed_from, top), (self._last_step(), top)])
+        pad = 3 + max((line.get_linewidth() + line.get_markersize() + line.get_markeredgewidth()
+                       for line in panel.lines.values()), default=0) * self.figure.dpi / 72
+        bx0, by0, bx1, by1 = panel.background.get_extents()  # buffer pixels, rows from the top
+        x0 = max(int(math.floor(px0 - pad)), bx0)
+        x1 = min(int(math.ceil(px1 + pad)), bx1)
+        if x1 <= x0:
+            return True
+        height = self.canvas.get_renderer().height
+        strip = Bbox([[x0, height - by1], [x1, height - by0]])
+        # Lines are clipped one column left of the strip (a clip edge shades its own column a
+        # little differently); that column, unchanged, gets its pixels back afterwards.
+        left = self.canvas.copy_from_bbox(Bbox([[x0 - 1, height - by1], [x0, height - by0]]))
+        # Agg's rectangle is inclusive; xy: where the saved region's corner goes (in place).
+        self.canvas.restore_region(panel.background, bbox=(x0, by0, x1 - 1, by1 - 1), xy=(bx0, by0))
+        clip = Bbox.intersection(Bbox([[x0 - 1, height - by1], [x1, height - by0]]), box) or strip
+        # Long solid lines are drawn from a few pixels left of the strip on (Agg strokes every
+        # vertex it is given, clipped or not); dashed ones whole, their dash pattern starts at
+        # their first point. Over 1,000 points Matplotlib draws a new (simplified) path of the
+        # visible part, so those are drawn whole too.
+        x_from = ax.transData.inverted().transform([(x0 - 5, 0)])[0][0]
+        for line in panel.lines.values():
+            x, y = line.get_xdata(), line.get_ydata()
+            if not len(x) or x[-1] < x_from:
+                continue  # ends left of the strip (points are in step order)
+            cut = 0
+            if line.get_linestyle() == "-" and 64 < len(x) <= 1000:
+                cut = max(int(np.searchsorted(x, x_from)) - 1, 0)
+            if cut:
+                _set_exact(line, x[cut:], y[cut:])
+            saved = line.get_clip_box()
+            line.set_clip_box(clip)
+            ax.draw_artist(line)
+            line.set_clip_box(saved)
+            if cut:
+                _set_exact(line, x, y)
+        self.canvas.restore_region(left)
+        self.canvas.blit(strip)
+        return True
+
+    def _layout_key(self) -> tuple:
+        return (self.canvas.get_width_height(), self.figure.dpi,
+                tuple((group, panel.ax.get_title()) for group, panel in self.panels.items()))
+
+    def _reuse_layout(self) -> bool:
+        """Put new axes where the last layout of the same groups, titles and canvas size put them
+        (the next ``fit`` of a model in the same window): no constrained-layout pass, the
+        dearest part of the first full draw of a run."""
+        memo = self._layout_memo
+        if not self.panels or memo is None or memo[0] != self._layout_key():
+            return False
+        for panel, position in zip(self.panels.values(), memo[1], strict=True):
+            panel.ax.set_position(position)
+        return True
 
     def _relayout(self) -> None:
         """Let the next full draw place the axes anew (constrained layout costs ~40 ms a draw)."""
         self.figure.set_layout_engine("constrained")
 
+    @contextlib.contextmanager
+    def exporting(self):
+        """``savefig`` meanwhile: its draws (on other canvases too) keep the blitting backgrounds."""
+        self._exporting = True
+        try:
+            yield
+        finally:
+            self._exporting = False
+
     def _on_draw(self, event) -> None:
         """After every full draw (ours, a resize, the toolbar's zoom): save backgrounds, draw lines."""
+        if self._exporting:
+            return
+        if event.canvas is not self.canvas or self.canvas.is_saving():  # the user's own savefig
+            self._needs_full = True  # it drew at another size (or elsewhere): the screen needs a full draw
+            return
         for panel in self.panels.values():
             if panel.ax.figure is not self.figure:
                 continue
@@ -402,8 +616,10 @@ class MetricsPlot(Plot):
             panel.background = self.canvas.copy_from_bbox(panel.ax.bbox)
             for line in panel.lines.values():
                 panel.ax.draw_artist(line)
+            panel.drawn_view = self._view_of(panel)
         if self.panels:
             self.figure.set_layout_engine("none")  # keep the positions just computed
+            self._layout_memo = (self._layout_key(), [p.ax.get_position().frozen() for p in self.panels.values()])
 
     def close(self) -> None:
         self.canvas.mpl_disconnect(self._draw_cid)
@@ -421,3 +637,16 @@ class MetricsPlot(Plot):
         for key in self.tests.names():
             out.setdefault(key, {})["tests"] = int(np.isfinite(self.tests.column(key)).sum())
         return out
+
+
+def _before(steps: np.ndarray, step: int) -> float:
+    """The step of the row a new row at ``step`` follows (lines connect them), or ``step`` itself."""
+    i = int(np.searchsorted(steps, step))
+    return float(steps[i - 1]) if i else float(step)
+
+
+def _set_exact(line, x, y) -> None:
+    """Give ``line`` its points, drawn as they are: no path simplification (they are decimated
+    already), so that drawing a piece of the line gives the pixels of drawing all of it."""
+    line.set_data(x, y)
+    line.get_path().should_simplify = False

@@ -5,7 +5,7 @@
 * :func:`in_main_thread` tells whether the caller is Qt's GUI thread.
 * :func:`start_kernel_pump` keeps Qt responsive between notebook cells, without
   ``%gui qt``: an asyncio task in the kernel's own loop processes Qt events
-  every 20 ms. When ``%gui qt`` is active it does nothing.
+  every 20 ms. While ``%gui qt`` is on it leaves the Qt loop to it.
 
 All functions here are for the main thread.
 """
@@ -116,40 +116,53 @@ _app = None
 
 
 def kernel_gui_active() -> bool:
+    """Whether ``%gui qt`` (ipykernel's own Qt event-loop integration) is on."""
     kernel = _kernel()
-    return kernel is not None and getattr(kernel, "eventloop", None) is not None
+    eventloop = getattr(kernel, "eventloop", None)
+    return eventloop is not None and "qt" in getattr(eventloop, "__name__", "")
+
+
+def _kernel_loop(kernel):
+    """The running asyncio loop the kernel executes its cells in, or None."""
+    loop = getattr(getattr(kernel, "io_loop", None), "asyncio_loop", None)  # ipykernel 6 and 7
+    if loop is None:
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return None
+    return loop if loop.is_running() and not loop.is_closed() else None
 
 
 def start_kernel_pump(interval: float = 0.02) -> bool:
-    """Keep Qt's events flowing between notebook cells; True when a pump runs (or ``%gui`` does).
+    """Keep Qt's events flowing between notebook cells; True when a pump runs.
 
-    Outside a kernel it does nothing and returns False. Safe to call repeatedly.
+    The pump is a task in the kernel's asyncio loop that calls ``processEvents()``
+    every ``interval`` seconds while the kernel is idle or awaiting. While ``%gui qt``
+    is on, the pump leaves the Qt loop to it and takes over again when it is switched
+    off. Outside a kernel (or outside its main thread) it does nothing and returns
+    False. Safe to call repeatedly.
     """
     global _pump_task
     kernel = _kernel()
     if kernel is None or not in_main_thread():
         return False
-    if kernel_gui_active():
-        return True  # %gui qt is active: it runs the Qt loop already
     if _pump_task is not None and not _pump_task.done():
         return True
+    loop = _kernel_loop(kernel)
+    if loop is None:
+        return False
     app = ensure_app()
-    try:
-        loop = asyncio.get_running_loop()
-    except RuntimeError:
-        loop = asyncio.get_event_loop_policy().get_event_loop()
 
     async def pump() -> None:
         while True:
-            if kernel_gui_active():
-                return  # the user switched %gui qt on: leave the loop to it
-            try:
-                app.processEvents()
-            except Exception:  # never kill the kernel's loop
-                pass
+            if not kernel_gui_active():  # else %gui qt runs the Qt loop
+                try:
+                    app.processEvents()
+                except Exception:  # never kill the kernel's loop
+                    pass
             await asyncio.sleep(interval)
 
-    _pump_task = loop.create_task(pump())
+    _pump_task = loop.create_task(pump(), name="kerasqt-qt-pump")
     return True
 
 
@@ -158,4 +171,3 @@ def stop_kernel_pump() -> None:
     if _pump_task is not None:
         _pump_task.cancel()
         _pump_task = None
-_app = None

@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import queue
 import time
-from typing import Callable
+from collections.abc import Callable
 
 from PyQt5.QtCore import QObject, pyqtSignal, pyqtSlot
 
@@ -48,7 +48,8 @@ class Receiver(QObject):
     ``on_iteration``: called in the receiver thread after each iteration with its number.
     ``alive``: called every ``alive_every`` s while training runs; False means the producer
     is gone without an end event (``fit`` raised), and the receiver ends the run itself.
-    ``tap``: called with every drained batch of events (e.g. a run log writer).
+    ``tap``: called with every drained batch of events (e.g. a run log writer), and with an
+    empty list after an iteration that drained none.
     ``paced``: iterate every ``interval`` s (the demo) instead of as soon as events arrive.
     """
 
@@ -114,8 +115,8 @@ class Receiver(QObject):
                     if not self._running:
                         break
                 items = drain(self.events, 0 if self.paced else self.interval)
-                data = self._split_messages(items)
-                if self.tap is not None and items:
+                data = self._guard(self._split_messages, items, default=items)
+                if self.tap is not None:  # idle too: a log writer flushes then
                     self._guard(self.tap, items)
                 pending.extend(data)
                 ended = any(isinstance(ev, (EndEvent, ErrorEvent)) for ev in data) and self.ends_with_run
@@ -126,7 +127,10 @@ class Receiver(QObject):
                 if self.alive is not None and now >= next_alive:
                     next_alive = now + self.alive_every
                     if not self._guard(self.alive, default=True) and not self.refiner_ended():
-                        pending.append(ErrorEvent(time.time(), "fit ended without finishing (it raised an exception)"))
+                        error = ErrorEvent(time.time(), "fit ended without finishing (it raised an exception)")
+                        if self.tap is not None:
+                            self._guard(self.tap, [error])
+                        pending.append(error)
                         ended = self.ends_with_run
                 if pending and (ended or now - last_emit >= self.min_gap):
                     self._emit(pending)
@@ -134,10 +138,14 @@ class Receiver(QObject):
                     last_emit = now
                 if self.iterations is not None and self.iteration >= self.iterations:
                     break
+        except Exception as exc:  # a bug outside the guarded steps ends the watching, never the process
+            self._report("run", exc)
         finally:
             # Deliver what is left, messages included, then say we are done.
             rest = drain(self.events, 0)
-            pending.extend(self._split_messages(rest))
+            if self.tap is not None and rest:
+                self._guard(self.tap, rest)
+            pending.extend(self._guard(self._split_messages, rest, default=rest))
             if pending:
                 self._emit(pending)
             self._running = False
@@ -177,8 +185,13 @@ class Receiver(QObject):
         try:
             return fn(*args)
         except Exception as exc:
-            if not self._failed:
-                self._failed = True
-                log.exception("kerasqt receiver: %s failed; monitoring continues", getattr(fn, "__name__", fn))
-                self.message.emit("receiver", f"internal error in {getattr(fn, '__name__', fn)}: {exc!r}")
+            self._report(getattr(fn, "__name__", fn), exc)
             return default
+
+    def _report(self, where, exc: Exception) -> None:
+        """Log the receiver's first internal error (an exception escaping a QThread slot would
+        abort the process under PyQt5) and tell the window; later ones stay quiet."""
+        if not self._failed:
+            self._failed = True
+            log.error("kerasqt receiver: %s failed; monitoring continues", where, exc_info=exc)
+            self.message.emit("receiver", f"internal error in {where}: {exc!r}")

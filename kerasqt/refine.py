@@ -13,8 +13,8 @@ import math
 import random
 import time
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Mapping
 
 import numpy as np
 
@@ -113,6 +113,8 @@ class TrainingRefiner:
         self._epoch_began = None
         self._last_batch: BatchEvent | None = None
         self._lr: float | None = None
+        self._epoch_start_step = 0  # global step at the end of the last finished epoch
+        self._next_epoch = 0
         self.counts = {"batches": 0, "epochs": 0, "tests": 0, "nonfinite": 0}
         self.ended = False
 
@@ -136,6 +138,7 @@ class TrainingRefiner:
                 self.reset()
                 start = self._start = ev
                 self._epoch_began = ev.time
+                self._next_epoch = ev.initial_epoch
             elif isinstance(ev, (EndEvent, ErrorEvent)):
                 end = ev
                 self.ended = True
@@ -217,6 +220,9 @@ class TrainingRefiner:
         if self._epoch_began is not None:
             self._epoch_times.append(ev.time - self._epoch_began)
         self._epoch_began = ev.time
+        if ev.step >= self._epoch_start_step:
+            self._epoch_start_step = ev.step
+            self._next_epoch = ev.epoch + 1
         summary = ", ".join(f"{k} {v:.4g}" for k, v in ev.values.items())
         self._note(f"epoch {ev.epoch + 1}: {summary}")
 
@@ -238,13 +244,12 @@ class TrainingRefiner:
         last = self._last_batch
         step = last.step if last else 0
         steps = st.steps
-        epoch = last.epoch if last else st.initial_epoch
-        if self.counts["epochs"] and self._epoch_began is not None and (last is None or last.time <= self._epoch_began):
-            epoch += 1  # the last epoch ended after its final batch: we are at the next one
-        if st.epochs and epoch >= st.epochs:  # after the last epoch: show it as complete
-            epoch = st.epochs - 1
-        step_in_epoch = step - (epoch - st.initial_epoch) * steps if steps else step
-        step_in_epoch = max(0, min(step_in_epoch, steps or step_in_epoch))
+        if last is not None and last.step > self._epoch_start_step:
+            epoch, step_in_epoch = last.epoch, last.step - self._epoch_start_step
+        else:  # between epochs: the next one has not logged a batch yet
+            epoch, step_in_epoch = self._next_epoch, 0
+        if st.epochs and epoch >= st.epochs:  # after the last epoch: show it complete
+            epoch, step_in_epoch = st.epochs - 1, steps or step_in_epoch
         rate = self._rate()
         eta = None
         if rate and st.epochs and steps:

@@ -14,7 +14,12 @@ takes at most ``draw_budget`` of the main thread's time.
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import logging
+import os
 import time
+import weakref
 
 from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg, NavigationToolbar2QT
 from matplotlib.figure import Figure
@@ -41,6 +46,8 @@ from .session import DemoSession, TrainingSession
 
 __all__ = ["MonitorWindow"]
 
+log = logging.getLogger("kerasqt")
+
 PANES = ("control", "worker", "receiver")
 PANE_TITLES = {
     "demo": ("control messages", "worker messages", "receiver messages"),
@@ -48,18 +55,39 @@ PANE_TITLES = {
 }
 
 
+def _guarded(method):
+    """A slot that lets no exception out into Qt: PyQt5 aborts the process on one, and during a
+    main-thread ``fit`` the slots run inside the training's own calls. A bug is logged once
+    (:meth:`MonitorWindow.internal_error`) and the window goes on without that step; Ctrl-C,
+    which lands wherever Python runs, is kept for :meth:`MonitorWindow.take_interrupt`."""
+
+    @functools.wraps(method)
+    def slot(self, *args):
+        try:
+            return method(self, *args)
+        except KeyboardInterrupt:
+            self.interrupted = True
+        except Exception as exc:
+            self.internal_error(method.__name__, exc)
+
+    return slot
+
+
 class _Toolbar(NavigationToolbar2QT):
     """The navigation toolbar; Home also gives the axis limits back to autoscaling."""
 
     def __init__(self, canvas, window: MonitorWindow) -> None:
         super().__init__(canvas, window)
-        self._window = window
+        # Weak: Qt keeps the toolbar alive for the window, a link Python's gc cannot see, so a
+        # strong reference back would keep every closed window (and its figure) forever.
+        self._window = weakref.ref(window)
 
     def home(self, *args) -> None:
-        plot = self._window.plot
+        window = self._window()
+        plot = window.plot if window is not None else None
         if isinstance(plot, MetricsPlot):
             plot.reset_view()
-            self._window.request_frame()
+            window.request_frame()
         else:
             super().home(*args)
 
@@ -68,12 +96,16 @@ class MonitorWindow(QMainWindow):
     """The kerasqt window. Demo mode until a training run begins, then training mode."""
 
     FULL_DRAW_MIN_GAP = 1.0  # seconds between full redraws (new axis limits) while training
+    MAX_FRAME_GAP = 0.4  # seconds: new points are drawn 2.5 times a second at least, whatever a frame costs
+    # Share of the main thread that blits may take while training runs in another thread (the main
+    # thread is idle otherwise); a fit in the main thread waits for every frame: there draw_budget holds.
+    BACKGROUND_DRAW_SHARE = 0.1
 
     closed = pyqtSignal()
     _run_requested = pyqtSignal(object)
 
     def __init__(self, *, title: str = "kerasqt", demo: DemoSettings | None = None, max_fps: float = 30.0,
-                 draw_budget: float = 0.03) -> None:
+                 draw_budget: float = 0.02) -> None:
         super().__init__()
         if not 0 < max_fps <= 240:
             raise ValueError(f"max_fps must be in (0, 240], got {max_fps!r}")
@@ -91,6 +123,10 @@ class MonitorWindow(QMainWindow):
         self.last_update: TrainingUpdate | None = None
         self.training_active = False
         self._next_full = 0.0
+        self._earliest_frame = 0.0
+        self._fit_in_main = False
+        self.interrupted = False  # Ctrl-C landed in a slot (see take_interrupt)
+        self.internal_errors = 0
         self._build(demo)
         self._run_requested.connect(self._begin_run, Qt.QueuedConnection)
         self._timer = QTimer(self)
@@ -181,7 +217,7 @@ class MonitorWindow(QMainWindow):
         self.stop_training_button.setVisible(not demo)
         self.log_checkbox.setVisible(not demo)
         self.progress.setVisible(not demo)
-        for name, title in zip(PANES, PANE_TITLES[mode]):
+        for name, title in zip(PANES, PANE_TITLES[mode], strict=True):
             self._pane_boxes[name].setTitle(title)
         self._demo_running_changed(False)
         self.stop_training_button.setEnabled(False)
@@ -190,6 +226,7 @@ class MonitorWindow(QMainWindow):
         self.canvas.draw_idle()
 
     # -- messages ----------------------------------------------------------------------------------
+    @_guarded
     def append_message(self, source: str, text: str) -> None:
         pane = self.panes.get(source, self.panes["control"])
         pane.appendPlainText(text)
@@ -231,15 +268,23 @@ class MonitorWindow(QMainWindow):
         else:
             self._run_requested.emit(monitor)
 
+    @_guarded
     def _begin_run(self, monitor) -> None:
-        self.show_training()
-        self.plot.reset(None)
-        self.monitor = monitor
-        self.training_active = True
-        self.stop_training_button.setEnabled(True)
-        self.status.setText("training")
-        self.training.begin(monitor.events, smoothing=monitor.smoothing, max_rate=monitor.max_rate,
-                            alive=monitor.fit_running, tap=monitor.tap)
+        self.interrupted = False  # a Ctrl-C from before this run is not this run's
+        try:
+            self.show_training()
+            self.plot.reset(None)
+            self.monitor = monitor
+            self.training_active = True
+            self._fit_in_main = getattr(monitor, "_app", None) is not None  # it turns our event loop
+            self.stop_training_button.setEnabled(True)
+            self.status.setText("training")
+            self.training.begin(monitor.events, smoothing=monitor.smoothing, max_rate=monitor.max_rate,
+                                alive=monitor.fit_running, tap=monitor.tap)
+        except Exception:
+            self.training_active = False
+            monitor._run_finished()  # nobody receives this run: the monitor stops queueing it
+            raise
         self.append_message("control", f"training started ({monitor.describe_fit()})")
         self.request_frame()
 
@@ -249,11 +294,14 @@ class MonitorWindow(QMainWindow):
             self.stop_training_button.setEnabled(False)
             self.append_message("control", "stop requested: fit ends after the current batch")
 
+    @_guarded
     def _run_finished(self) -> None:
         self.training_active = False
         self.stop_training_button.setEnabled(False)
         if self.monitor is not None:
             self.monitor._run_finished()
+        if self._fit_in_main:  # the run's last frame (a full draw, often) is not on the clock of its fit:
+            self._earliest_frame = time.perf_counter() + 0.05  # it comes at the next turn of the loop
         self.request_frame()
 
     def _log_toggled(self, on: bool) -> None:
@@ -262,6 +310,7 @@ class MonitorWindow(QMainWindow):
             self.request_frame()
 
     # -- updates and frames ------------------------------------------------------------------------
+    @_guarded
     def _on_update(self, update) -> None:
         if self.is_closed:
             return
@@ -302,14 +351,20 @@ class MonitorWindow(QMainWindow):
                                            f"{update.counts.get('epochs', 0)} epochs)")
 
     def request_frame(self) -> None:
-        if not self._timer.isActive() and not self.is_closed:
-            self._timer.start(0)
+        """Draw soon: at once, or when the frame pacing allows; brings a longer wait forward."""
+        if self.is_closed:
+            return
+        wait = max(int((self._earliest_frame - time.perf_counter()) * 1000), 0)
+        if not self._timer.isActive() or self._timer.remainingTime() > wait:
+            self._timer.start(wait)
 
+    @_guarded
     def _frame(self) -> None:
         """Draw one frame, then schedule the next within the drawing budget.
 
         While training runs, a frame that took ``c`` seconds is followed by a pause of
-        ``c / (draw_budget / 2)``; full draws (new axis limits) get the other half of the
+        ``c / (draw_budget / 2)`` (``c / BACKGROUND_DRAW_SHARE`` when training runs in another
+        thread), at most ``MAX_FRAME_GAP``; full draws (new axis limits) get the other half of the
         budget and happen at most every ``FULL_DRAW_MIN_GAP`` seconds. The lines keep
         moving in between (blitted), clipped to the old limits.
         """
@@ -330,8 +385,10 @@ class MonitorWindow(QMainWindow):
             if kind == "full":
                 self._next_full = now + max(self.FULL_DRAW_MIN_GAP, cost / half)
             else:
-                gap = max(gap, cost / half)
-        if self.plot.limits_pending:
+                share = half if self._fit_in_main else max(half, self.BACKGROUND_DRAW_SHARE)
+                gap = max(gap, min(cost / share, self.MAX_FRAME_GAP))
+        self._earliest_frame = now + gap  # new data may draw from then on (request_frame)
+        if self.plot.limits_pending:  # no new data: wait for the full draw
             gap = max(gap, self._next_full - time.perf_counter())
         self._timer.start(max(int(gap * 1000), 1))
 
@@ -350,20 +407,35 @@ class MonitorWindow(QMainWindow):
     def save_figure(self, path: str) -> str:
         """The figure as PNG, SVG or PDF (by extension)."""
         self.draw_now()
-        self.figure.savefig(str(path))
+        with self.plot.exporting() if isinstance(self.plot, MetricsPlot) else contextlib.nullcontext():
+            self.figure.savefig(str(path))
+        self.canvas.draw()  # the screen's renderer and backgrounds again
         return str(path)
+
+    def export(self, path) -> str:
+        """Save by the extension of ``path``: the figure (``.png``, ``.svg``, ``.pdf``) or the metrics
+        of the run shown (``.csv``, see :func:`kerasqt.export.write_csv`)."""
+        ext = os.path.splitext(str(path))[1].lower()
+        if ext == ".csv":
+            if not isinstance(self.plot, MetricsPlot):
+                raise ValueError("the window shows no training metrics to write as CSV")
+            from .export import write_csv
+
+            return write_csv(self.plot, path)
+        if ext in (".png", ".svg", ".pdf"):
+            return self.save_figure(path)
+        raise ValueError(f"cannot export to {str(path)!r}: use .png, .svg, .pdf or .csv")
 
     def _export_dialog(self) -> None:  # pragma: no cover - needs a person at a screen
         path, _ = QFileDialog.getSaveFileName(self, "Export figure", "kerasqt.png",
                                               "PNG (*.png);;SVG (*.svg);;PDF (*.pdf);;Metrics CSV (*.csv)")
         if not path:
             return
-        if path.endswith(".csv"):
-            from .export import write_csv
-
-            write_csv(self.plot, path)
-        else:
-            self.save_figure(path)
+        try:
+            self.export(path)
+        except (OSError, ValueError) as exc:
+            self.append_message("control", f"export failed: {exc}")
+            return
         self.append_message("control", f"exported {path}")
 
     # -- shutdown ----------------------------------------------------------------------------------
@@ -376,6 +448,25 @@ class MonitorWindow(QMainWindow):
             if self.monitor is not None:
                 self.monitor._window_closed()
         self._timer.stop()
+
+    # -- faults ------------------------------------------------------------------------------------
+    def internal_error(self, where: str, exc: Exception) -> None:
+        """A bug in the window's own code: logged once and noted in the receiver pane; monitoring
+        goes on without the failed step (training never sees it)."""
+        self.internal_errors += 1
+        if self.internal_errors == 1:
+            log.error("kerasqt window: %s failed; monitoring continues", where, exc_info=exc)
+            with contextlib.suppress(Exception):
+                self.panes["receiver"].appendPlainText(f"internal error in {where}: {exc!r}; monitoring continues")
+
+    def take_interrupt(self) -> bool:
+        """Whether Ctrl-C landed in one of the window's slots since the last call (main thread)."""
+        hit, self.interrupted = self.interrupted, False
+        return hit
+
+    def showEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        super().showEvent(event)
+        self.request_frame()  # draw what arrived while the window was hidden
 
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt's name
         self.shutdown()

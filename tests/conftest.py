@@ -11,6 +11,8 @@ os.environ.setdefault("XDG_RUNTIME_DIR", tempfile.mkdtemp(prefix="kerasqt-xdg-")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("MPLBACKEND", "QtAgg")
+# QtMonitor() logs each run to ./runs by default: the suite's (and its subprocesses') go to a temp folder.
+os.environ.setdefault("KERASQT_LOG_DIR", tempfile.mkdtemp(prefix="kerasqt-runs-"))
 
 import threading  # noqa: E402
 

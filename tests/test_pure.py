@@ -144,7 +144,7 @@ def test_refiner_rejects_bad_smoothing():
 def test_sine_refiner_changes_colour_every_batch():
     r = SineRefiner(batch_size=3, seed=0)
     colours = []
-    for i in range(9):
+    for _ in range(9):
         r.next_iteration()
         colours.append(r.color)
     assert len(set(colours[0:2])) == 1 and colours[2] != colours[1]  # changes at iteration 3, 6, 9
@@ -196,3 +196,22 @@ def test_capture_of_main_thread_follows_the_predicate():
         sys.stdout = saved
     assert q.get().text == "during fit" and q.empty()
     assert out.getvalue() == "after fit\n"
+
+
+def test_progress_counts_steps_within_the_epoch_even_when_totals_are_unknown():
+    r = TrainingRefiner()
+    r.refine([StartEvent(0.0, epochs=None, steps=None)])
+    r.refine([_batch(s, 1.0, epoch=0) for s in range(1, 8)] + [EpochEvent(7, 0, 0.2, {"loss": 1.0})])
+    p = r.refine([_batch(8, 1.0, epoch=1), _batch(9, 1.0, epoch=1)]).progress
+    assert (p.epoch, p.step_in_epoch, p.step, p.eta_s, p.fraction) == (1, 2, 9, None, None)
+
+
+def test_progress_between_epochs_and_after_the_last_one():
+    r = TrainingRefiner()
+    r.refine([StartEvent(0.0, epochs=2, steps=3)])
+    p = r.refine([_batch(s, 1.0) for s in (1, 2, 3)] + [EpochEvent(3, 0, 0.1, {"loss": 1.0})]).progress
+    assert (p.epoch, p.step_in_epoch) == (1, 0)  # epoch 2 of 2 about to begin
+    p = r.refine([_batch(s, 1.0, epoch=1) for s in (4, 5, 6)] + [EpochEvent(6, 1, 0.2, {"loss": 1.0}),
+                                                                 EndEvent(6, 0.2)]).progress
+    assert (p.epoch, p.step_in_epoch, p.fraction, p.eta_s) == (1, 3, 1.0, 0.0)
+    assert p.describe().startswith("epoch 2/2 · step 3/3")

@@ -1,0 +1,199 @@
+"""What per-batch callbacks cost ``model.fit``: QtMonitor with its window live, against anchors.
+
+One model with short steps (~1 ms on a 2-core CPU, TensorFlow): an MLP 16-32-1
+on 32-sample batches, with validation data. The steps per epoch are calibrated
+so that a bare ``fit`` takes about 7 s (4 epochs) on the machine as it is now.
+Each variant is a ``fit`` of the same model (weights carry on: every variant
+trains the same kind of steps):
+
+* ``bare``: no callback;
+* ``qtmonitor``: ``QtMonitor()`` with its window open, in the main thread as in a
+  script: the callback turns the Qt event loop and the window redraws new points
+  while ``fit`` runs (its redraws per second are reported);
+* ``plain_callback``: a callback that only overrides ``on_train_batch_end`` (``pass``);
+* ``tensorboard``: ``keras.callbacks.TensorBoard(update_freq="batch")`` into a temp dir;
+* ``csvlogger``: ``keras.callbacks.CSVLogger`` into a temp file;
+* ``livelossplot``: ``PlotLossesKeras`` with its Matplotlib output written to a file
+  (pyplot on Agg; it redraws after each epoch, and in a script it pauses 0.1 s there).
+
+The variants alternate (round r starts at the r-th variant), several rounds; the
+ratio of a variant is the median over rounds of its time over ``bare``'s in the
+same round (paired, so slow drifts of the machine cancel).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import inspect
+import io
+import tempfile
+import time
+from pathlib import Path
+
+from common import load_average, median, parse_args, setup_env, write
+
+
+def build(steps_per_epoch: int, seed: int = 0):
+    import keras
+    import numpy as np
+
+    keras.utils.set_random_seed(seed)
+    model = keras.Sequential([keras.Input((16,)), keras.layers.Dense(32, activation="relu"),
+                              keras.layers.Dense(1, activation="sigmoid")])
+    model.compile("adam", "binary_crossentropy", metrics=["accuracy"])
+    rng = np.random.default_rng(seed)
+    n = 32 * steps_per_epoch
+    x = rng.standard_normal((n, 16)).astype("float32")
+    y = (x[:, :4].sum(1) + 0.5 * rng.standard_normal(n) > 0).astype("float32")[:, None]
+    xv = rng.standard_normal((n // 10, 16)).astype("float32")
+    yv = (xv[:, :4].sum(1) > 0).astype("float32")[:, None]
+    return model, x, y, (xv, yv)
+
+
+def variants(tmp: Path, monitor):
+    import keras
+
+    class PlainBatchEnd(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            pass
+
+    def tensorboard():
+        return [keras.callbacks.TensorBoard(log_dir=str(tmp / f"tb-{time.monotonic_ns()}"), update_freq="batch")]
+
+    def live_loss_plot():
+        from livelossplot import PlotLossesKeras
+        from livelossplot.outputs import MatplotlibPlot
+
+        return [PlotLossesKeras(outputs=[MatplotlibPlot(figpath=str(tmp / "livelossplot.png"))], mode="script")]
+
+    out = {
+        "bare": lambda: [],
+        "qtmonitor": lambda: [monitor],
+        "plain_callback": lambda: [PlainBatchEnd()],
+        "tensorboard": tensorboard,
+        "csvlogger": lambda: [keras.callbacks.CSVLogger(str(tmp / "log.csv"))],
+    }
+    try:
+        import livelossplot  # noqa: F401
+
+        out["livelossplot"] = live_loss_plot
+    except ImportError:
+        print("livelossplot is not installed: its anchor is left out")
+    return out
+
+
+def settle(app, seconds: float) -> None:
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        app.processEvents()
+        time.sleep(0.01)
+
+
+def main() -> None:
+    args = parse_args(__doc__)
+    setup_env()
+    import keras
+    import matplotlib.pyplot as plt
+
+    from kerasqt import QtMonitor
+    from kerasqt.qtapp import ensure_app
+
+    epochs, rounds, fit_seconds = (2, 2, 2.5) if args.quick else (4, 4, 7.0)
+    # Calibrate: steps per epoch such that a bare fit takes about fit_seconds on this machine now.
+    model, x, y, val = build(300)
+    model.fit(x, y, batch_size=32, epochs=2, verbose=0)  # build, trace, warm
+    t0 = time.perf_counter()
+    model.fit(x, y, batch_size=32, epochs=1, verbose=0)
+    ms_per_step = (time.perf_counter() - t0) / 300 * 1e3
+    steps = max(200, int(fit_seconds / epochs / ms_per_step * 1e3))
+    model, x, y, val = build(steps)
+    print(f"calibration: {ms_per_step:.2f} ms/step -> {epochs} epochs x {steps} steps per fit", flush=True)
+    tmp = Path(tempfile.mkdtemp(prefix="kerasqt-bench-fit-"))
+    app = ensure_app()
+    kwargs = {"log_dir": str(tmp / "runs")} if "log_dir" in inspect.signature(QtMonitor).parameters else {}
+    monitor = QtMonitor(title="kerasqt benchmark", **kwargs)
+    monitor.show()
+    settle(app, 0.5)
+    table = variants(tmp, monitor)
+    names = list(table)
+
+    def fit(name: str, part: int | None = None) -> dict:
+        cbs = table[name]()
+        xs, ys = (x, y) if part is None else (x[:part], y[:part])
+        win = monitor.window
+        f0, full0 = win.frames, win.plot.full_draws if name == "qtmonitor" else 0
+        gc.collect()
+        t0 = time.perf_counter()
+        with contextlib.redirect_stdout(io.StringIO()):  # livelossplot clears a notebook cell's output
+            model.fit(xs, ys, batch_size=32, epochs=epochs, validation_data=val, verbose=0, callbacks=cbs)
+        seconds = time.perf_counter() - t0
+        rec = {"seconds": seconds}
+        if name == "qtmonitor":
+            frames = win.frames - f0
+            rec.update(frames=frames, full_draws=win.plot.full_draws - full0, redraws_per_s=frames / seconds,
+                       frame_ms=list(win.frame_ms[-frames:]) if frames else [])
+        plt.close("all")
+        settle(app, 0.3)  # the same pause after every fit: leftovers do not leak into the next
+        return rec
+
+    print("warm-up: one fit per variant", flush=True)
+    for name in names:
+        fit(name, part=32 * 100)
+    times: dict[str, list[float]] = {n: [] for n in names}
+    paired: dict[str, list[float]] = {n: [] for n in names}
+    monitor_runs = []
+    load_before = load_average()
+    for r in range(rounds):
+        order = names[r % len(names):] + names[: r % len(names)]
+        this = {}
+        for name in order:
+            rec = fit(name)
+            this[name] = rec["seconds"]
+            times[name].append(rec["seconds"])
+            if name == "qtmonitor":
+                monitor_runs.append(rec)
+        for name in names:
+            paired[name].append(this[name] / this["bare"])
+        print(f"round {r + 1}/{rounds}: " + ", ".join(f"{n} {this[n] / this['bare']:.3f}" for n in names), flush=True)
+    monitor.close()
+    settle(app, 0.2)
+
+    base = median(times["bare"])
+    total_steps = epochs * steps
+    figures = {
+        "model": "MLP 16-32-1, batch 32, adam, binary cross-entropy + accuracy, with validation data",
+        "backend": keras.backend.backend(),
+        "keras": keras.__version__,
+        "epochs": epochs,
+        "steps_per_epoch": steps,
+        "rounds": rounds,
+        "bare_ms_per_step": round(base / total_steps * 1e3, 4),
+        "bare_fit_s": round(base, 3),
+        "load_average_before": load_before,
+        "load_average_after": load_average(),
+        "raw": {"times": times, "paired_ratios": paired, "monitor_runs": monitor_runs},
+    }
+    for name in names:
+        if name == "bare":
+            continue
+        key = "fit_overhead_ratio" if name == "qtmonitor" else f"fit_overhead_ratio_{name}"
+        figures[key] = round(median(paired[name]), 4)
+        figures[f"{key}_of_medians"] = round(median(times[name]) / base, 4)
+        figures[f"extra_us_per_step_{name}"] = round((median(times[name]) - base) / total_steps * 1e6, 1)
+    figures["redraws_per_s_during_fit"] = round(median([r["redraws_per_s"] for r in monitor_runs]), 2)
+    figures["full_draws_per_fit"] = median([r["full_draws"] for r in monitor_runs])
+    all_frames = [ms for r in monitor_runs for ms in r["frame_ms"]]
+    figures["frame_ms_during_fit_median"] = round(median(all_frames), 2) if all_frames else None
+    figures["draw_ms_per_fit"] = round(median([sum(r["frame_ms"]) for r in monitor_runs]), 1)
+    print(f"bare fit {base:.2f} s ({figures['bare_ms_per_step']} ms/step); ratios (median of {rounds} paired):")
+    for name in names[1:]:
+        key = "fit_overhead_ratio" if name == "qtmonitor" else f"fit_overhead_ratio_{name}"
+        print(f"  {name:<15} {figures[key]:.3f}  ({figures[f'extra_us_per_step_{name}']:+.1f} us/step)")
+    print(f"  window: {figures['redraws_per_s_during_fit']} redraws/s during fit, {figures['full_draws_per_fit']} "
+          f"full draws and {figures['draw_ms_per_fit']} ms of drawing per fit", flush=True)
+    write(args.out, figures)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,140 @@
+"""Run every kerasqt benchmark, write ``benchmarks/results.json`` and the plots in ``benchmarks/plots/``.
+
+    .venv/bin/python benchmarks/run_all.py           # the full run (``make bench``), < 10 minutes on 2 cores
+    .venv/bin/python benchmarks/run_all.py --quick   # smaller sizes and fewer repeats, to try it out
+
+Each benchmark runs in its own process (a fresh Qt application and TensorFlow):
+
+* ``bench_fit.py``: ``fit`` overhead of QtMonitor with its window live, next to anchors;
+* ``bench_redraw.py``: frame cost and history memory at 10^3 ... 10^6 points;
+* ``bench_latency.py``: a producer at 10,000 events/s for 30 s: throughput, loop lag, latency.
+
+Figures are measured, never asserted: the summary says which targets of issue 5 hold.
+Timings depend on what else runs on the machine; the load average is recorded with them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from common import load_average, parse_args  # noqa: E402
+
+BENCHES = [("fit", "bench_fit.py", 420), ("redraw", "bench_redraw.py", 240), ("latency", "bench_latency.py", 150)]
+
+# (key, limit, "max" or "min"): the targets of issue 5.
+TARGETS = [
+    ("fit_overhead_ratio", 1.03, "max"),
+    ("redraws_per_s_during_fit", 2.0, "min"),
+    *[(f"redraw_ms_{n}", 16.0, "max") for n in (1_000, 10_000, 100_000, 1_000_000)],
+    ("events_per_s_sustained", 9_900.0, "min"),
+    ("loop_lag_ms_max", 50.0, "max"),
+    ("latency_ms_p95", 100.0, "max"),
+    ("history_mb_1e6", 64.0, "max"),
+]
+
+
+def run_bench(script: str, out: Path, quick: bool, timeout: int) -> dict:
+    cmd = [sys.executable, str(HERE / script), "--out", str(out)] + (["--quick"] if quick else [])
+    print(f"\n== {script} ==", flush=True)
+    t0 = time.monotonic()
+    proc = subprocess.run(cmd, cwd=HERE.parent, timeout=timeout, text=True, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT)
+    noise = ("WARNING: All log messages", "I0000 ", "E0000 ", "W0000 ", "XDG_RUNTIME_DIR", "\x1b[2K")
+    for line in proc.stdout.splitlines():
+        if not line.startswith(noise) and line.strip():
+            print("  " + line.replace("\x1b[2K", ""))
+    print(f"  ({time.monotonic() - t0:.0f} s)", flush=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{script} failed with exit code {proc.returncode}")
+    return json.loads(out.read_text())
+
+
+def scalars(figures: dict) -> dict:
+    return {k: v for k, v in figures.items() if k != "raw"}
+
+
+def main() -> None:
+    args = parse_args(__doc__)
+    started = time.monotonic()
+    load_start = load_average()
+    print(f"load average at start: {load_start} on {os.cpu_count()} CPUs"
+          + ("  (busy: timings will be slower and noisier)" if load_start and load_start[0] > 0.5 else ""))
+    tmp = Path(tempfile.mkdtemp(prefix="kerasqt-bench-"))
+    parts = {name: run_bench(script, tmp / f"{name}.json", args.quick, timeout) for name, script, timeout in BENCHES}
+
+    results: dict = {}
+    keep = ("fit_overhead_ratio", "redraw_ms_", "full_redraw_ms_", "redraw_cpu_ms_", "full_redraw_cpu_ms_",
+            "history_mb_", "redraws_per_s", "events_per_s",
+            "loop_lag", "latency_ms", "queue_depth_max", "bare_ms_per_step")
+    for figures in parts.values():
+        for key, value in scalars(figures).items():
+            if key.startswith(keep) and not key.endswith(("_of_medians", "_measured_events")):
+                results[key] = value
+    from importlib.metadata import version
+
+    results["meta"] = {
+        "quick": args.quick,
+        "date": time.strftime("%Y-%m-%d %H:%M:%S"),
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {platform.system()} {platform.release()}",
+        "python": platform.python_version(),
+        "versions": {name: version(name) for name in ("keras", "tensorflow", "matplotlib", "numpy", "PyQt5")},
+        "load_average_start": load_start,
+        "load_average_end": load_average(),
+        "seconds": round(time.monotonic() - started),
+        "jax_gpu": "not measured: no GPU machine was lent to this run",
+    }
+    results["targets"] = {key: {"limit": limit, "kind": kind, "value": results.get(key),
+                                "met": _met(results.get(key), limit, kind)} for key, limit, kind in TARGETS}
+    results["details"] = {name: scalars(figures) for name, figures in parts.items()}
+    (HERE / "results.json").write_text(json.dumps(results, indent=1, default=float) + "\n")
+
+    from plots import make_plots
+
+    made = make_plots(parts, results, HERE / "plots")
+    print("\n== summary ==")
+    for key, target in results["targets"].items():
+        sign = "<=" if target["kind"] == "max" else ">="
+        print(f"  {key:<28} {target['value']!s:>10}   target {sign} {target['limit']:<8} "
+              f"{'ok' if target['met'] else 'MISSED'}")
+    anchors = {k: v for k, v in results.items() if k.startswith("fit_overhead_ratio_") and not k.endswith("medians")}
+    print("  anchors: " + ", ".join(f"{k[len('fit_overhead_ratio_'):]} {v}" for k, v in anchors.items()))
+    print("\n== for the README (Performance) ==")
+    print(markdown_table(results))
+    print(f"wrote {HERE / 'results.json'} and {len(made)} plots in {HERE / 'plots'} "
+          f"in {results['meta']['seconds']} s; load average at end {results['meta']['load_average_end']}")
+
+
+def markdown_table(results: dict) -> str:
+    """The fit overhead of QtMonitor against the anchors, as a Markdown table."""
+    d = results["details"]["fit"]
+    names = [("QtMonitor, window open and redrawing", "fit_overhead_ratio", "qtmonitor"),
+             ("plain callback (`on_train_batch_end: pass`)", "fit_overhead_ratio_plain_callback", "plain_callback"),
+             ("`CSVLogger`", "fit_overhead_ratio_csvlogger", "csvlogger"),
+             ("`TensorBoard(update_freq='batch')`", "fit_overhead_ratio_tensorboard", "tensorboard"),
+             ("livelossplot `PlotLossesKeras` (file output)", "fit_overhead_ratio_livelossplot", "livelossplot")]
+    rows = ["| callback | fit time / bare fit | extra per step |", "|---|---|---|"]
+    for label, key, name in names:
+        if key in results:
+            extra = d.get(f"extra_us_per_step_{name}", float("nan"))
+            rows.append(f"| {label} | {results[key]:.3f} | {extra:+.0f} µs |")
+    return "\n".join(rows)
+
+
+def _met(value, limit: float, kind: str) -> bool | None:
+    if value is None or value != value:
+        return None
+    return value <= limit if kind == "max" else value >= limit
+
+
+if __name__ == "__main__":
+    main()
