@@ -67,9 +67,18 @@ def variants(tmp: Path, monitor):
 
         return [PlotLossesKeras(outputs=[MatplotlibPlot(figpath=str(tmp / "livelossplot.png"))], mode="script")]
 
+    def without_log():
+        monitor.log_dir = None  # the same monitor and window, its run log off for this fit
+        return [monitor]
+
+    def with_log():
+        monitor.log_dir = str(tmp / "runs")
+        return [monitor]
+
     out = {
         "bare": lambda: [],
-        "qtmonitor": lambda: [monitor],
+        "qtmonitor": with_log,
+        "qtmonitor_no_log": without_log,
         "plain_callback": lambda: [PlainBatchEnd()],
         "tensorboard": tensorboard,
         "csvlogger": lambda: [keras.callbacks.CSVLogger(str(tmp / "log.csv"))],
@@ -122,7 +131,7 @@ def main() -> None:
         cbs = table[name]()
         xs, ys = (x, y) if part is None else (x[:part], y[:part])
         win = monitor.window
-        f0, full0 = win.frames, win.plot.full_draws if name == "qtmonitor" else 0
+        f0, full0 = win.frames, win.plot.full_draws
         gc.collect()
         t0 = time.perf_counter()
         with contextlib.redirect_stdout(io.StringIO()):  # livelossplot clears a notebook cell's output
@@ -181,6 +190,8 @@ def main() -> None:
         figures[key] = round(median(paired[name]), 4)
         figures[f"{key}_of_medians"] = round(median(times[name]) / base, 4)
         figures[f"extra_us_per_step_{name}"] = round((median(times[name]) - base) / total_steps * 1e6, 1)
+    figures["run_log_cost_points"] = round(
+        100 * (figures["fit_overhead_ratio"] - figures["fit_overhead_ratio_qtmonitor_no_log"]), 2)
     figures["redraws_per_s_during_fit"] = round(median([r["redraws_per_s"] for r in monitor_runs]), 2)
     figures["full_draws_per_fit"] = median([r["full_draws"] for r in monitor_runs])
     all_frames = [ms for r in monitor_runs for ms in r["frame_ms"]]

@@ -99,7 +99,7 @@ class MonitorWindow(QMainWindow):
     MAX_FRAME_GAP = 0.4  # seconds: new points are drawn 2.5 times a second at least, whatever a frame costs
     # Share of the main thread that blits may take while training runs in another thread (the main
     # thread is idle otherwise); a fit in the main thread waits for every frame: there draw_budget holds.
-    BACKGROUND_DRAW_SHARE = 0.1
+    BACKGROUND_DRAW_SHARE = 0.2
 
     closed = pyqtSignal()
     _run_requested = pyqtSignal(object)
