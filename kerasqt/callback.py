@@ -156,6 +156,7 @@ class QtMonitor(keras.callbacks.Callback):
 
         self.runs += 1
         self._reset_counters()
+        self._end_capture()  # the last run's, if its fit raised before its receiver noticed
         self._in_fit = True
         self.events = queue.SimpleQueue()
         self._fit_thread = threading.get_ident()

@@ -46,8 +46,9 @@ class Receiver(QObject):
     ``iterations``: stop after this many iterations (None: until stopped or training ends).
     ``max_rate``: most ``updated`` signals per second; events are coalesced in between.
     ``on_iteration``: called in the receiver thread after each iteration with its number.
-    ``alive``: called every ``alive_every`` s while training runs; False means the producer
-    is gone without an end event (``fit`` raised), and the receiver ends the run itself.
+    ``alive``: called every ``alive_every`` s while training runs; False twice in a row (the
+    producer's own end or error event may still be on its way) means the producer is gone
+    without one (``fit`` raised), and the receiver ends the run itself.
     ``tap``: called with every drained batch of events (e.g. a run log writer), and with an
     empty list after an iteration that drained none.
     ``paced``: iterate every ``interval`` s (the demo) instead of as soon as events arrive.
@@ -107,7 +108,7 @@ class Receiver(QObject):
         pending: list = []
         last_emit = 0.0
         next_alive = time.monotonic() + self.alive_every
-        ended = False
+        ended = gone = False
         try:
             while self._running and not ended:
                 if self.paced:
@@ -124,9 +125,13 @@ class Receiver(QObject):
                 if self.on_iteration is not None:
                     self._guard(self.on_iteration, self.iteration)
                 now = time.monotonic()
-                if self.alive is not None and now >= next_alive:
+                if self.alive is not None and now >= next_alive and not ended:
                     next_alive = now + self.alive_every
-                    if not self._guard(self.alive, default=True) and not self.refiner_ended():
+                    if self._guard(self.alive, default=True) or self.refiner_ended():
+                        gone = False
+                    elif not gone:  # ask once more: the producer's own end or error may be on its way
+                        gone = True
+                    else:
                         error = ErrorEvent(time.time(), "fit ended without finishing (it raised an exception)")
                         if self.tap is not None:
                             self._guard(self.tap, [error])
