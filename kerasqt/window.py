@@ -96,6 +96,7 @@ class MonitorWindow(QMainWindow):
     """The kerasqt window. Demo mode until a training run begins, then training mode."""
 
     FULL_DRAW_MIN_GAP = 1.0  # seconds between full redraws (new axis limits) while training
+    FULL_DRAW_MAX_GAP = 4.0  # ... and at most this long, so that the limits follow the data
     MAX_FRAME_GAP = 0.4  # seconds: new points are drawn 2.5 times a second at least, whatever a frame costs
     # Share of the main thread that blits may take while training runs in another thread (the main
     # thread is idle otherwise); a fit in the main thread waits for every frame: there draw_budget holds.
@@ -383,7 +384,7 @@ class MonitorWindow(QMainWindow):
         if self.training_active:
             half = self.draw_budget / 2
             if kind == "full":
-                self._next_full = now + max(self.FULL_DRAW_MIN_GAP, cost / half)
+                self._next_full = now + min(max(self.FULL_DRAW_MIN_GAP, cost / half), self.FULL_DRAW_MAX_GAP)
             else:
                 share = half if self._fit_in_main else max(half, self.BACKGROUND_DRAW_SHARE)
                 gap = max(gap, min(cost / share, self.MAX_FRAME_GAP))
