@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import math
 import random
-import time
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -320,8 +319,3 @@ class SineRefiner:
             SineCurve(ev.index, ev.periods, ev.x, ev.y, self.color) for ev in events if isinstance(ev, SineEvent)
         )
         return SineUpdate(curves, self.batch) if curves else None
-
-
-def now() -> float:
-    """The clock every event uses (wall time, seconds)."""
-    return time.time()
