@@ -318,7 +318,8 @@ class LogFollower(threading.Thread):
     """Keeps writing a run's log after its window closed: drains the queue until the run ends.
 
     ``alive()`` (e.g. ``QtMonitor.fit_running``) is asked every ``alive_every`` s; when
-    it says False and nothing is left, ``fit`` raised: an error line ends the log.
+    it says False twice in a row with nothing queued (the run's own end or error event may
+    still be on its way the first time), ``fit`` raised: an error line ends the log.
     """
 
     def __init__(self, events: queue.SimpleQueue, writer: RunLogWriter, alive=None, *,
@@ -333,16 +334,22 @@ class LogFollower(threading.Thread):
 
     def run(self) -> None:
         next_alive = time.monotonic() + self.alive_every
+        gone = False
         try:
             while not self._stop_flag.is_set() and not self.writer.closed:
                 items = _drain(self.events, self.interval)
                 self.writer.write(items)  # idle too (flushes); closes the file itself at an end or error event
                 if items:
+                    gone = False
                     continue
                 now = time.monotonic()
                 if self.alive is not None and now >= next_alive:
                     next_alive = now + self.alive_every
-                    if not self.alive() and self.events.empty():
+                    if self.alive() or not self.events.empty():
+                        gone = False
+                    elif not gone:
+                        gone = True
+                    else:
                         self.writer.write([ErrorEvent(time.time(), "fit ended without finishing "
                                                                    "(it raised an exception)")])
             rest = _drain(self.events, 0) if not self.writer.closed else []

@@ -169,6 +169,35 @@ def test_lines_reach_the_os_in_time_at_epoch_ends_and_when_idle(tmp_path):
     assert on_disk(w.path) == 7
 
 
+def test_follower_waits_for_the_runs_own_error_before_writing_its_own(tmp_path):
+    from kerasqt.runlog import LogFollower
+
+    def follow(answers, late):
+        """A follower whose ``alive()`` gives ``answers``; ``late`` arrives after the second answer."""
+        q, asked = queue.SimpleQueue(), []
+
+        def alive():
+            asked.append(1)
+            if len(asked) == 2 and late is not None:
+                q.put(late)
+            return answers[min(len(asked), len(answers)) - 1]
+
+        w = RunLogWriter.create(tmp_path, kind="training")
+        q.put(BatchEvent(1, 0, T0, {"loss": 1.0}))
+        f = LogFollower(q, w, alive, interval=0.01, alive_every=0.02)
+        f.start()
+        f.join(5)
+        assert not f.is_alive() and w.closed
+        return [ev for ev in read_run(w.path).events if isinstance(ev, ErrorEvent)]
+
+    # fit has left its frames, its exception is on the way: the log keeps the real message
+    errors = follow([False], ErrorEvent(T0 + 1, "ValueError: bad batch"))
+    assert [e.message for e in errors] == ["ValueError: bad batch"]
+    # nothing comes: after asking twice the follower ends the log itself
+    errors = follow([False], None)
+    assert len(errors) == 1 and "without finishing" in errors[0].message
+
+
 def test_names_do_not_collide(tmp_path):
     w = RunLogWriter.create(tmp_path, kind="training")
     w2 = RunLogWriter.create(tmp_path, kind="training")  # the same second: a suffix, not the same file
