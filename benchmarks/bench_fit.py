@@ -16,9 +16,17 @@ trains the same kind of steps):
 * ``livelossplot``: ``PlotLossesKeras`` with its Matplotlib output written to a file
   (pyplot on Agg; it redraws after each epoch, and in a script it pauses 0.1 s there).
 
-The variants alternate (round r starts at the r-th variant), several rounds; the
-ratio of a variant is the median over rounds of its time over ``bare``'s in the
-same round (paired, so slow drifts of the machine cancel).
+Each round is a ``bare`` fit, then the other variants in a rotating order (round r
+starts at the r-th), and a last ``bare`` fit closes the final round. A variant's
+ratio in a round is its time over the mean of the two ``bare`` fits around it
+(paired, so slow drifts of the machine cancel); the figure is the median over the
+rounds, with the spread of the rounds (interquartile range) beside it.
+
+The run log's cost: ``qtmonitor`` (log on) against ``qtmonitor_no_log`` (the same
+monitor and window, log off), paired within each round; and, as a bound that does
+not depend on the machine's noise, the time the receiver thread spent writing the
+log during the fit over the fit's time (the training thread cannot lose more than
+the writer takes, plus a thread switch).
 """
 
 from __future__ import annotations
@@ -31,7 +39,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import load_average, median, parse_args, setup_env, write
+from common import load_average, median, parse_args, percentile, setup_env, write
 
 
 def build(steps_per_epoch: int, seed: int = 0):
@@ -92,6 +100,24 @@ def variants(tmp: Path, monitor):
     return out
 
 
+def time_run_log_writes() -> dict:
+    """Add up the seconds ``RunLogWriter.write`` takes (the receiver thread's log work) in ``["s"]``."""
+    from kerasqt.runlog import RunLogWriter
+
+    spent = {"s": 0.0}
+    write = RunLogWriter.write
+
+    def timed(self, events):
+        t0 = time.perf_counter()
+        try:
+            return write(self, events)
+        finally:
+            spent["s"] += time.perf_counter() - t0
+
+    RunLogWriter.write = timed
+    return spent
+
+
 def settle(app, seconds: float) -> None:
     end = time.monotonic() + seconds
     while time.monotonic() < end:
@@ -108,7 +134,7 @@ def main() -> None:
     from kerasqt import QtMonitor
     from kerasqt.qtapp import ensure_app
 
-    epochs, rounds, fit_seconds = (2, 2, 2.5) if args.quick else (4, 4, 7.0)
+    epochs, rounds, fit_seconds = (2, 2, 2.5) if args.quick else (4, 6, 5.0)
     # Calibrate: steps per epoch such that a bare fit takes about fit_seconds on this machine now.
     model, x, y, val = build(300)
     model.fit(x, y, batch_size=32, epochs=2, verbose=0)  # build, trace, warm
@@ -122,6 +148,7 @@ def main() -> None:
     app = ensure_app()
     kwargs = {"log_dir": str(tmp / "runs")} if "log_dir" in inspect.signature(QtMonitor).parameters else {}
     monitor = QtMonitor(title="kerasqt benchmark", **kwargs)
+    log_write = time_run_log_writes()
     monitor.show()
     settle(app, 0.5)
     table = variants(tmp, monitor)
@@ -133,6 +160,7 @@ def main() -> None:
         win = monitor.window
         f0, full0 = win.frames, win.plot.full_draws
         gc.collect()
+        log_write["s"] = 0.0
         t0 = time.perf_counter()
         with contextlib.redirect_stdout(io.StringIO()):  # livelossplot clears a notebook cell's output
             model.fit(xs, ys, batch_size=32, epochs=epochs, validation_data=val, verbose=0, callbacks=cbs)
@@ -141,7 +169,7 @@ def main() -> None:
         if name == "qtmonitor":
             frames = win.frames - f0
             rec.update(frames=frames, full_draws=win.plot.full_draws - full0, redraws_per_s=frames / seconds,
-                       frame_ms=list(win.frame_ms[-frames:]) if frames else [])
+                       frame_ms=list(win.frame_ms[-frames:]) if frames else [], log_write_s=log_write["s"])
         plt.close("all")
         settle(app, 0.3)  # the same pause after every fit: leftovers do not leak into the next
         return rec
@@ -151,10 +179,14 @@ def main() -> None:
         fit(name, part=32 * 100)
     times: dict[str, list[float]] = {n: [] for n in names}
     paired: dict[str, list[float]] = {n: [] for n in names}
+    log_paired: list[float] = []
     monitor_runs = []
     load_before = load_average()
+    others = [n for n in names if n != "bare"]
+    bare_before = fit("bare")["seconds"]
+    times["bare"].append(bare_before)
     for r in range(rounds):
-        order = names[r % len(names):] + names[: r % len(names)]
+        order = others[r % len(others):] + others[: r % len(others)]
         this = {}
         for name in order:
             rec = fit(name)
@@ -162,9 +194,15 @@ def main() -> None:
             times[name].append(rec["seconds"])
             if name == "qtmonitor":
                 monitor_runs.append(rec)
+        bare_after = fit("bare")["seconds"]
+        times["bare"].append(bare_after)
+        ref = (bare_before + bare_after) / 2
+        this["bare"] = ref
         for name in names:
-            paired[name].append(this[name] / this["bare"])
-        print(f"round {r + 1}/{rounds}: " + ", ".join(f"{n} {this[n] / this['bare']:.3f}" for n in names), flush=True)
+            paired[name].append(this[name] / ref)
+        log_paired.append(this["qtmonitor"] / this["qtmonitor_no_log"])
+        bare_before = bare_after
+        print(f"round {r + 1}/{rounds}: " + ", ".join(f"{n} {this[n] / ref:.3f}" for n in names), flush=True)
     monitor.close()
     settle(app, 0.2)
 
@@ -188,10 +226,13 @@ def main() -> None:
             continue
         key = "fit_overhead_ratio" if name == "qtmonitor" else f"fit_overhead_ratio_{name}"
         figures[key] = round(median(paired[name]), 4)
-        figures[f"{key}_of_medians"] = round(median(times[name]) / base, 4)
+        figures[f"{key}_iqr"] = round(percentile(paired[name], 75) - percentile(paired[name], 25), 4)
         figures[f"extra_us_per_step_{name}"] = round((median(times[name]) - base) / total_steps * 1e6, 1)
-    figures["run_log_cost_points"] = round(
-        100 * (figures["fit_overhead_ratio"] - figures["fit_overhead_ratio_qtmonitor_no_log"]), 2)
+    figures["run_log_cost_points"] = round(100 * (median(log_paired) - 1), 2)
+    figures["run_log_cost_points_iqr"] = round(100 * (percentile(log_paired, 75) - percentile(log_paired, 25)), 2)
+    figures["run_log_write_ms_per_fit"] = round(median([r["log_write_s"] for r in monitor_runs]) * 1e3, 2)
+    figures["run_log_cost_bound_points"] = round(
+        100 * median([r["log_write_s"] / r["seconds"] for r in monitor_runs]), 3)
     figures["redraws_per_s_during_fit"] = round(median([r["redraws_per_s"] for r in monitor_runs]), 2)
     figures["full_draws_per_fit"] = median([r["full_draws"] for r in monitor_runs])
     all_frames = [ms for r in monitor_runs for ms in r["frame_ms"]]
@@ -200,7 +241,11 @@ def main() -> None:
     print(f"bare fit {base:.2f} s ({figures['bare_ms_per_step']} ms/step); ratios (median of {rounds} paired):")
     for name in names[1:]:
         key = "fit_overhead_ratio" if name == "qtmonitor" else f"fit_overhead_ratio_{name}"
-        print(f"  {name:<15} {figures[key]:.3f}  ({figures[f'extra_us_per_step_{name}']:+.1f} us/step)")
+        print(f"  {name:<15} {figures[key]:.3f} (IQR {figures[key + '_iqr']:.3f}, "
+              f"{figures[f'extra_us_per_step_{name}']:+.1f} us/step)")
+    print(f"  run log: {figures['run_log_cost_points']:+.2f} points paired (IQR {figures['run_log_cost_points_iqr']}); "
+          f"writer {figures['run_log_write_ms_per_fit']} ms per fit, a bound of "
+          f"{figures['run_log_cost_bound_points']} points")
     print(f"  window: {figures['redraws_per_s_during_fit']} redraws/s during fit, {figures['full_draws_per_fit']} "
           f"full draws and {figures['draw_ms_per_fit']} ms of drawing per fit", flush=True)
     write(args.out, figures)

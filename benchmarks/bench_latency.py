@@ -163,7 +163,7 @@ def main() -> None:
         "latency_ms_p95": round(percentile(latencies, 95), 1) if len(latencies) else None,
         "latency_ms_max": round(float(latencies.max()), 1) if len(latencies) else None,
         "frames_per_s_during_run": round(len(during) / (produced["t1"] - produced["t0"]), 1),
-        "frame_kinds": {k: sum(1 for f in frames if f[2] == k) for k in ("blit", "full")},
+        "frame_kinds": {k: sum(1 for f in frames if f[2] == k) for k in ("blit", "part", "full")},
         "frame_ms_median": round(median(win.frame_ms), 2) if win.frame_ms else None,
         "load_average_before": load_before,
         "load_average_after": load_average(),

@@ -7,6 +7,9 @@ steps known, as in a real ``fit``. Then:
 
 * ``full_redraw_ms_N``: a frame whose new points leave the y limits, so the
   limits grow and the whole figure is drawn (median of several);
+* ``full_redraw_stage_ms_N``: the same while training runs, when the window stages
+  it: the frame that draws one axes anew (median of several), the longest the event
+  loop waits for drawing then;
 * ``redraw_ms_N``: the steady-state frame of the whole window, new points
   arriving, limits unchanged: the window takes the update (history, progress
   line) and draws (``draw_frame``: blit), then Qt paints it; median of many;
@@ -75,10 +78,11 @@ def measure_size(app, n: int, frames: int, fulls: int) -> dict:
 
     cpu: dict[str, list[float]] = {"blit": [], "full": []}
 
-    def frame(update) -> tuple[float, str | None]:
+    def frame(update, staged: bool = False) -> tuple[float, str | None]:
         t0, c0 = time.perf_counter(), time.thread_time()
-        win._on_update(update)
-        kind = win.plot.draw_frame()
+        if update is not None:
+            win._on_update(update)
+        kind = win.plot.draw_frame(staged=staged)
         app.processEvents()  # Qt paints what was blitted
         if kind in cpu:
             cpu[kind].append((time.thread_time() - c0) * 1e3)  # this thread's CPU: what load does not inflate
@@ -92,6 +96,15 @@ def measure_size(app, n: int, frames: int, fulls: int) -> dict:
         ms, kind = frame(refiner.refine(batch))
         full_ms.append(ms)
         full_kinds.append(kind)
+    stage_ms = []
+    for rep in range(fulls):  # the same while training: one axes per frame (the event loop turns between)
+        batch = events(pos, pos + per_frame, lift=3.0 * 2.0 ** (fulls + rep))
+        pos += per_frame
+        ms, kind = frame(refiner.refine(batch), staged=True)
+        stage_ms.append(ms)
+        while kind == "part":
+            ms, kind = frame(None, staged=True)
+            stage_ms.append(ms)
     for _ in range(3):  # let the frame timer's own frame (if any) pass
         app.processEvents()
     steady_ms, kinds = [], []
@@ -119,6 +132,8 @@ def measure_size(app, n: int, frames: int, fulls: int) -> dict:
         "redraw_ms_all": steady_ms,
         "steady_kinds": {k: kinds.count(k) for k in set(kinds)},
         "full_redraw_ms": median(full_ms),
+        "full_redraw_stage_ms": median(stage_ms),  # one axes of a staged full draw (while training)
+        "full_redraw_stage_ms_max": max(stage_ms),
         "redraw_cpu_ms": median(cpu["blit"][-len(blits):]) if blits else float("nan"),
         "full_redraw_cpu_ms": median(cpu["full"]) if cpu["full"] else float("nan"),
         "full_redraw_ms_all": full_ms,
@@ -178,12 +193,14 @@ def main() -> None:
         figures["raw"][str(n)] = res
         figures[f"redraw_ms_{n}"] = round(res["redraw_ms"], 2)
         figures[f"full_redraw_ms_{n}"] = round(res["full_redraw_ms"], 1)
+        figures[f"full_redraw_stage_ms_{n}"] = round(res["full_redraw_stage_ms"], 1)
         figures[f"history_mb_{n}"] = round(res["history_mb"], 2)
         figures[f"redraw_cpu_ms_{n}"] = round(res["redraw_cpu_ms"], 2)
         figures[f"full_redraw_cpu_ms_{n}"] = round(res["full_redraw_cpu_ms"], 1)
         print(f"N={n:>9,}: steady frame {res['redraw_ms']:6.2f} ms (CPU {res['redraw_cpu_ms']:.2f}; median of "
               f"{len(res['redraw_ms_all'])}, {res['steady_kinds']}), full {res['full_redraw_ms']:6.1f} ms "
-              f"(CPU {res['full_redraw_cpu_ms']:.1f}) {res['full_kinds']}, "
+              f"(CPU {res['full_redraw_cpu_ms']:.1f}) {res['full_kinds']}, staged one axes at a time "
+              f"{res['full_redraw_stage_ms']:.1f} ms (max {res['full_redraw_stage_ms_max']:.1f}), "
               f"history {res['history_mb']:.2f} MB", flush=True)
         gc.collect()
     n_mem = 100_000 if args.quick else 1_000_000

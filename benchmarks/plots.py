@@ -50,6 +50,9 @@ def make_plots(parts: dict, results: dict, folder: Path) -> list[Path]:
         a1.plot([n] * len(raw), raw, ".", color="C0", alpha=0.25, ms=3)
     a1.plot(sizes, steady, "o-", color="C0", label="steady frame (new points, limits kept): median")
     a1.plot(sizes, full, "s-", color="C1", label="full redraw (limits changed): median")
+    if all(f"full_redraw_stage_ms_{n}" in red for n in sizes):
+        a1.plot(sizes, [red[f"full_redraw_stage_ms_{n}"] for n in sizes], "^-", color="C4",
+                label="full redraw while training: one axes per frame")
     if all(f"redraw_cpu_ms_{n}" in red for n in sizes):
         a1.plot(sizes, [red[f"redraw_cpu_ms_{n}"] for n in sizes], "o:", color="C0", mfc="white",
                 label="steady frame, main thread's CPU time")

@@ -74,9 +74,9 @@ def main() -> None:
     parts = {name: run_bench(script, tmp / f"{name}.json", args.quick, timeout) for name, script, timeout in BENCHES}
 
     results: dict = {}
-    keep = ("fit_overhead_ratio", "redraw_ms_", "full_redraw_ms_", "redraw_cpu_ms_", "full_redraw_cpu_ms_",
-            "history_mb_", "redraws_per_s", "events_per_s",
-            "loop_lag", "latency_ms", "queue_depth_max", "bare_ms_per_step", "run_log_cost_points")
+    keep = ("fit_overhead_ratio", "redraw_ms_", "full_redraw_ms_", "full_redraw_stage_ms_", "redraw_cpu_ms_",
+            "full_redraw_cpu_ms_", "history_mb_", "redraws_per_s", "events_per_s",
+            "loop_lag", "latency_ms", "queue_depth_max", "bare_ms_per_step", "run_log_")
     for figures in parts.values():
         for key, value in scalars(figures).items():
             if key.startswith(keep) and not key.endswith(("_of_medians", "_measured_events")):
@@ -107,7 +107,7 @@ def main() -> None:
         sign = "<=" if target["kind"] == "max" else ">="
         print(f"  {key:<28} {target['value']!s:>10}   target {sign} {target['limit']:<8} "
               f"{'ok' if target['met'] else 'MISSED'}")
-    anchors = {k: v for k, v in results.items() if k.startswith("fit_overhead_ratio_") and not k.endswith("medians")}
+    anchors = {k: v for k, v in results.items() if k.startswith("fit_overhead_ratio_") and not k.endswith("_iqr")}
     print("  anchors: " + ", ".join(f"{k[len('fit_overhead_ratio_'):]} {v}" for k, v in anchors.items()))
     print("\n== for the README (Performance) ==")
     print(markdown_table(results))
@@ -124,11 +124,12 @@ def markdown_table(results: dict) -> str:
              ("`CSVLogger`", "fit_overhead_ratio_csvlogger", "csvlogger"),
              ("`TensorBoard(update_freq='batch')`", "fit_overhead_ratio_tensorboard", "tensorboard"),
              ("livelossplot `PlotLossesKeras` (file output)", "fit_overhead_ratio_livelossplot", "livelossplot")]
-    rows = ["| callback | fit time / bare fit | extra per step |", "|---|---|---|"]
+    rows = ["| callback | fit time / bare fit | spread of the rounds (IQR) | extra per step |", "|---|---|---|---|"]
     for label, key, name in names:
         if key in results:
             extra = d.get(f"extra_us_per_step_{name}", float("nan"))
-            rows.append(f"| {label} | {results[key]:.3f} | {extra:+.0f} µs |")
+            rows.append(f"| {label} | {results[key]:.3f} | {results.get(key + '_iqr', float('nan')):.3f} "
+                        f"| {extra:+.0f} µs |")
     return "\n".join(rows)
 
 

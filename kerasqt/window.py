@@ -124,6 +124,7 @@ class MonitorWindow(QMainWindow):
         self.last_update: TrainingUpdate | None = None
         self.training_active = False
         self._next_full = 0.0
+        self._staged_cost = 0.0  # seconds spent so far on the axes of a staged full draw
         self._earliest_frame = 0.0
         self._fit_in_main = False
         self.interrupted = False  # Ctrl-C landed in a slot (see take_interrupt)
@@ -272,6 +273,7 @@ class MonitorWindow(QMainWindow):
     @_guarded
     def _begin_run(self, monitor) -> None:
         self.interrupted = False  # a Ctrl-C from before this run is not this run's
+        self._staged_cost = 0.0
         try:
             self.show_training()
             self.plot.reset(None)
@@ -366,14 +368,15 @@ class MonitorWindow(QMainWindow):
         While training runs, a frame that took ``c`` seconds is followed by a pause of
         ``c / (draw_budget / 2)`` (``c / BACKGROUND_DRAW_SHARE`` when training runs in another
         thread), at most ``MAX_FRAME_GAP``; full draws (new axis limits) get the other half of the
-        budget and happen at most every ``FULL_DRAW_MIN_GAP`` seconds. The lines keep
+        budget and happen at most every ``FULL_DRAW_MIN_GAP`` seconds. They are staged: one axes
+        per frame, the event loop turning in between, their costs added up. The lines keep
         moving in between (blitted), clipped to the old limits.
         """
         if self.is_closed or self.isHidden():
             return
         now = time.perf_counter()
         allow_full = not self.training_active or now >= self._next_full
-        kind = self.plot.draw_frame(allow_full=allow_full)
+        kind = self.plot.draw_frame(allow_full=allow_full, staged=self.training_active)
         cost = time.perf_counter() - now
         if kind is None:
             return  # nothing changed: the next update asks again
@@ -381,9 +384,12 @@ class MonitorWindow(QMainWindow):
         self.frame_ms.append(cost * 1e3)
         del self.frame_ms[:-200]
         gap = 1.0 / self.max_fps
-        if self.training_active:
+        if kind == "part":  # one axes of a staged full draw: the next one after a turn of the event loop
+            self._staged_cost += cost
+        elif self.training_active:
             half = self.draw_budget / 2
             if kind == "full":
+                cost, self._staged_cost = cost + self._staged_cost, 0.0
                 self._next_full = now + min(max(self.FULL_DRAW_MIN_GAP, cost / half), self.FULL_DRAW_MAX_GAP)
             else:
                 share = half if self._fit_in_main else max(half, self.BACKGROUND_DRAW_SHARE)

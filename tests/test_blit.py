@@ -88,3 +88,64 @@ def test_a_metric_joining_its_group_waits_for_the_next_full_draw():
     assert plot.draw_frame(allow_full=True) == "full"
     labels = [t.get_text() for t in plot.panels["loss"].ax.get_legend().get_texts()]
     assert "val_loss" in labels and not plot.limits_pending
+
+
+def test_staged_full_draws_draw_one_axes_per_frame_with_a_whole_draws_pixels():
+    rng = np.random.default_rng(2)
+    plot, blits = _plot()
+    refiner = TrainingRefiner(0.9)
+    plot.apply(refiner.refine([StartEvent(1000.0, 4, STEPS_PER_EPOCH, 32)]))
+    plot.apply(refiner.refine(_events(0, STEPS_PER_EPOCH + 100, rng)))  # loss and accuracy: two axes
+    kinds = [plot.draw_frame(staged=True)]
+    while kinds[-1] == "part":
+        kinds.append(plot.draw_frame(staged=True))
+    assert kinds == ["part", "full"] and plot.panel_draws == 2 and plot.full_draws == 1
+    width = plot.figure.bbox.width
+    assert blits[0] == width  # a new layout: the whole figure's background with the first axes
+    loss, acc = plot.panels["loss"], plot.panels["accuracy"]
+    assert blits[-1] == acc.cell.width < width  # then each axes in its own cell
+    staged = _pixels(plot)
+    plot.draw_frame(force_full=True)  # the whole figure at once
+    assert np.abs(staged - _pixels(plot)).max() <= 1
+
+    # One metric leaves its axes' limits: only that axes is drawn anew, the other is blitted.
+    acc_ylim = acc.ax.get_ylim()
+    plot.apply(refiner.refine([BatchEvent(STEPS_PER_EPOCH + 101, 1, 2000.0, {"loss": 40.0, "accuracy": 0.6})]))
+    blits.clear()
+    assert plot.draw_frame(staged=True) == "full"
+    assert plot.panel_draws == 3 and loss.ax.get_ylim()[1] > 40 and acc.ax.get_ylim() == acc_ylim
+    assert loss.cell.width in blits and width not in blits
+    y0, y1 = loss.ax.get_ylim()
+    lowest = float(np.nanmin(plot.batches.column("loss")))
+    assert y1 - 40 > 2.5 * (lowest - y0)  # more headroom on the side the data left by
+    staged = _pixels(plot)
+    plot.draw_frame(force_full=True)
+    assert np.abs(staged - _pixels(plot)).max() <= 1
+
+
+def test_a_next_run_of_the_same_metrics_keeps_the_axes_and_their_limits():
+    rng = np.random.default_rng(3)
+    plot, _ = _plot()
+    refiner = TrainingRefiner(0.9)
+    plot.apply(refiner.refine([StartEvent(1000.0, 4, STEPS_PER_EPOCH, 32)]))
+    plot.apply(refiner.refine(_events(0, STEPS_PER_EPOCH + 100, rng)))
+    while plot.draw_frame(staged=True) == "part":
+        pass
+    loss = plot.panels["loss"]
+    limits, artists, draws = (loss.ax.get_xlim(), loss.ax.get_ylim()), plot.artist_count(), plot.panel_draws
+
+    refiner = TrainingRefiner(0.9)  # the same fit again: its first batches, no val_ values yet
+    plot.apply(refiner.refine([StartEvent(5000.0, 4, STEPS_PER_EPOCH, 32)]))
+    plot.apply(refiner.refine(_events(0, 300, np.random.default_rng(3))))
+    assert plot.draw_frame(staged=True) == "blit"  # no axes drawn anew: the data fits the limits
+    assert plot.panels["loss"] is loss and plot.panel_draws == draws
+    assert (loss.ax.get_xlim(), loss.ax.get_ylim()) == limits
+    assert len(loss.lines["b:loss"].get_xdata()) == 300 and len(loss.lines["e:val_loss"].get_xdata()) == 0
+    plot.apply(refiner.refine(_events(300, STEPS_PER_EPOCH + 10, np.random.default_rng(4))))  # val_ values come
+    plot.draw_frame(staged=True)
+    assert len(loss.lines["e:val_loss"].get_xdata()) == 1 and plot.artist_count() == artists  # no line twice
+
+    plot.apply(refiner.refine([StartEvent(9000.0, 4, STEPS_PER_EPOCH, 32)]))  # a run with another metric
+    plot.apply(refiner.refine([BatchEvent(1, 0, 9000.1, {"loss": 1.0, "accuracy": 0.5, "mae": 0.3})]))
+    plot.draw_frame(staged=True)
+    assert plot.panels["loss"] is not loss and "mae" in plot.panels

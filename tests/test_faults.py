@@ -23,6 +23,7 @@ import sys
 import textwrap
 import threading
 import time
+import traceback
 
 import keras
 import matplotlib.figure
@@ -107,6 +108,26 @@ def _run_over(qtbot, monitor, timeout=8000):
 
 def _batches_shown(win, key="loss"):
     return win.plot.shown().get(key, {}).get("batches", 0)
+
+
+def _wait_shown(qtbot, monitor, batches, timeout=90000):
+    """Wait until the window holds ``batches`` batches; if it does not, say what the run was doing
+    (the first steps of a fit in a thread include TensorFlow's tracing: seen to take over 30 s
+    while another test process loaded the machine)."""
+    try:
+        qtbot.waitUntil(lambda: _batches_shown(monitor.window) >= batches, timeout=timeout)
+    except qtbot.TimeoutError:
+        win = monitor.window
+        state = {"shown": win.plot.shown(), "status": win.status.text(), "receiving": win.training.running,
+                 "queued": monitor.events.qsize(), "fit_running": monitor.fit_running(),
+                 "control": win.pane_text("control")[-400:], "receiver": win.pane_text("receiver")[-400:],
+                 "threads": [t.name for t in threading.enumerate()]}
+        frames = sys._current_frames()
+        stacks = {t.name: "".join(traceback.format_stack(frames[t.ident])[-12:]) for t in threading.enumerate()
+                  if t.name.startswith("kerasqt") and t.ident in frames}
+        state["stacks"] = stacks
+        print("\n".join(f"--- {name}\n{stack}" for name, stack in stacks.items()))
+        pytest.fail(f"{batches} batches not shown in {timeout / 1000:.0f} s: {state}")
 
 
 def _window_usable(qtbot, win, tmp_path):
@@ -907,7 +928,7 @@ def test_two_windows_in_one_process(qtbot, tmp_path):
                 print(f"hello from {self.name}")
 
         job = fit_in_background(_model(), xa, ya, epochs=2, batch_size=32, callbacks=[a, Say("A")])
-        qtbot.waitUntil(lambda: _batches_shown(a.window) >= 2, timeout=30000)
+        _wait_shown(qtbot, a, 2)
         hist = _model().fit(xb, yb, epochs=2, batch_size=32, verbose=0, callbacks=[b, Say("B")])  # meanwhile
         assert len(hist.history["loss"]) == 2
         job.wait(timeout=120)
