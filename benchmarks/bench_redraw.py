@@ -39,7 +39,7 @@ def measure_size(app, n: int, frames: int, fulls: int) -> dict:
     from kerasqt.window import MonitorWindow
 
     per_frame = min(250, max(1, n // 200))  # new points per steady frame
-    spike_rows = fulls * per_frame
+    spike_rows = 2 * fulls * per_frame  # unstaged full redraws, then staged ones
     total = n + spike_rows + frames * per_frame
     steps_per_epoch = -(-int(total * 1.1) // EPOCHS)
     curves = noisy_curves(total + 1, KEYS)

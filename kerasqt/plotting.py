@@ -116,6 +116,7 @@ class _Panel:
         self.still: list = []  # lines of finished runs kept for comparison (not animated)
         self.drawn_view: tuple | None = None  # what the pixels on screen were drawn for (tail blits)
         self.cell: Bbox | None = None  # its share of the figure (display pixels): axes, labels, title
+        self.half_drawn: Bbox | None = None  # drawn without its legend yet: the box to put on the screen
 
     def remember_limits(self) -> None:
         self.expected = (self.ax.get_xlim(), self.ax.get_ylim())
@@ -178,7 +179,7 @@ class MetricsPlot(Plot):
         self.nonfinite: set[str] = set()
         # The last run's axes, kept for a next run of the same metrics (a notebook cell run again):
         # its limits stay while the new data fits them, so the run starts without drawing axes anew.
-        last = getattr(self, "panels", {})
+        last = getattr(self, "panels", None) or getattr(self, "_spare", {})  # (reset twice before data)
         self._spare: dict[str, _Panel] = last if self.label is None and not self.overlays else {}
         self.panels: dict[str, _Panel] = {}
         self._groups: dict[str, list[str]] = {}
@@ -289,6 +290,8 @@ class MetricsPlot(Plot):
 
     def _build_layout(self) -> None:
         groups = sorted(self._groups, key=lambda g: (g != "loss", list(self._groups).index(g)))
+        if not groups and self._spare:
+            return  # a new run without data yet: the last run's axes wait for its metric names
         spare, self._spare = self._spare, {}
         if self._reuse(spare, groups):
             return
@@ -361,6 +364,7 @@ class MetricsPlot(Plot):
             panel.ax.set_position([(x0 + m["left"] - fig.x0) / fig.width, (y0 + m["bottom"] - fig.y0) / fig.height,
                                    aw / fig.width, ah / fig.height])
             panel.background = None
+            panel.half_drawn = None
         self._blank = True
 
     def _make_lines(self, panel: _Panel, keys: list[str]) -> None:
@@ -384,7 +388,7 @@ class MetricsPlot(Plot):
                                                   label=f"{key} (smoothed)" if run is None else named)[0]
                 panel.lines["e:" + key] = ax.plot([], [], "o", color=train, mec="white", ms=6, animated=True,
                                                   label=f"{key} (epoch)" if run is None else "_epoch")[0]
-            ax.set_title(panel.group)
+            ax.set_title(panel.group, y=1.0)  # a fixed place: no tick bounding boxes to measure per draw
         for name in panel.lines:
             if name[0] in "bs":
                 panel.decimators[name] = Decimator()
@@ -538,6 +542,9 @@ class MetricsPlot(Plot):
         self.dirty = False
         if self._layout_dirty or any(p.artists_gone(self.figure) for p in self.panels.values()):
             self._build_layout()  # new metrics, or the user cleared our axes: lay them out anew
+            if staged and not force_full and self.panels and self._needs_full:
+                self.dirty = True
+                return "part"  # that was this frame's work: the axes are drawn from the next one on
         stale = self._stale
         if force_full or self._needs_full:
             stale[:] = self.panels.values()
@@ -555,7 +562,7 @@ class MetricsPlot(Plot):
             title = panel.group + ("  (non-finite values shown as gaps)" if any(
                 group_of(k) == panel.group for k in self.nonfinite) else "")
             if panel.ax.get_title() != title:
-                panel.ax.set_title(title, color="C3" if title != panel.group else "black")
+                panel.ax.set_title(title, color="C3" if title != panel.group else "black", y=1.0)
                 _add(stale, panel)
         self._needs_full = False
         for panel in self.panels.values():
@@ -568,6 +575,7 @@ class MetricsPlot(Plot):
             for panel, (xlim, ylim) in wanted.items():
                 panel.ax.set_xlim(*xlim)
                 panel.ax.set_ylim(*ylim)
+                panel.half_drawn = None  # drawn for the old limits: again
                 _add(stale, panel)
             for panel in self._legend_stale:
                 _add(stale, panel)
@@ -578,19 +586,25 @@ class MetricsPlot(Plot):
             self._last_shrink = now
             self._needs_shrink_check = False
         self.frames += 1
-        changed_from, self._changed_from = self._changed_from, None
         if stale and staged and not force_full and self.canvas.get_renderer() is not self._renderer:
             self._blank = True  # a new buffer (the canvas changed size): nothing on it yet
+            for panel in stale:
+                panel.half_drawn = None
         if stale and (force_full or not staged or self._blank and len(stale) < len(self.panels)):
+            self._changed_from = None
             self.full_draws += 1
             self.canvas.draw()  # _on_draw saves backgrounds, draws the lines and empties the stale list
             return "full"
-        drawn = stale.pop(0) if stale else None
-        if drawn is not None:
-            self._draw_panel(drawn)
+        if stale:  # staged: (half of) one axes is this frame's work; the others catch up afterwards
+            if self._draw_panel(stale[0]):
+                stale.pop(0)
+            self.dirty = True
+            if stale:
+                return "part"
+            self.full_draws += 1
+            return "full"
+        changed_from, self._changed_from = self._changed_from, None
         for panel in self.panels.values():
-            if panel is drawn or panel in stale:
-                continue  # drawn just now, or its turn comes (its limits may be new already)
             if panel.user_view or (panel in wanted and wanted[panel][0] != panel.ax.get_xlim()):
                 self._update_lines(panel)  # data for the view as it is (else done in _wanted_limits)
             if self._blit_tail(panel, changed_from):
@@ -600,32 +614,43 @@ class MetricsPlot(Plot):
                 panel.ax.draw_artist(line)
             self.canvas.blit(panel.ax.bbox)
             panel.drawn_view = self._view_of(panel)
-        if drawn is None:
-            return "blit"
-        if stale:
-            return "part"
-        self.full_draws += 1
-        return "full"
+        return "blit"
 
-    def _draw_panel(self, panel: _Panel) -> None:
-        """Draw one axes anew in its cell (its decorations included) and put it on the screen.
+    def _draw_panel(self, panel: _Panel) -> bool:
+        """Draw one axes anew in its cell, in two calls: the axes without its legend, then the
+        legend; True when done (the second, or the only one without a legend).
 
         The figure's background is painted over the cell first (over the whole figure
-        after a new layout), then the axes is drawn and its blitting background saved.
+        after a new layout), then the axes is drawn; when it is whole its blitting
+        background is saved, the lines drawn and the cell put on the screen.
         """
         renderer = self.canvas.get_renderer()
-        patch = self.figure.patch
-        box = self.figure.bbox if self._blank else panel.cell
-        self._blank = False
-        clip = patch.get_clip_box()
-        patch.set_clip_box(box)
-        patch.draw(renderer)
-        patch.set_clip_box(clip)
-        panel.ax.draw(renderer)
+        legend = panel.ax.get_legend()
+        if panel.half_drawn is not None and legend is not None:
+            box, panel.half_drawn = panel.half_drawn, None
+            legend.draw(renderer)  # drawn last by the axes too: the same pixels as in one go
+        else:
+            box = self.figure.bbox if self._blank else panel.cell
+            self._blank = False
+            patch = self.figure.patch
+            clip = patch.get_clip_box()
+            patch.set_clip_box(box)
+            patch.draw(renderer)
+            patch.set_clip_box(clip)
+            self._renderer = renderer
+            if legend is not None and legend.get_visible():
+                legend.set_visible(False)
+                try:
+                    panel.ax.draw(renderer)
+                finally:
+                    legend.set_visible(True)
+                panel.half_drawn = box
+                return False
+            panel.ax.draw(renderer)
         self._save_panel(panel)
-        self._renderer = renderer
         self.panel_draws += 1
         self.canvas.blit(box)
+        return True
     def _view_of(self, panel: _Panel) -> tuple:
         """What the pixels of a panel depend on besides its data."""
         ax = panel.ax
@@ -711,6 +736,7 @@ class MetricsPlot(Plot):
 
     def _save_panel(self, panel: _Panel) -> None:
         """Just after ``panel``'s axes was drawn: save its background and draw its lines on it."""
+        panel.half_drawn = None
         self._update_lines(panel)
         panel.background = self.canvas.copy_from_bbox(panel.ax.bbox)
         for line in panel.lines.values():

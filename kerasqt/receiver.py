@@ -42,7 +42,7 @@ def drain(q: queue.SimpleQueue, timeout: float, limit: int = 100_000) -> list:
 class Receiver(QObject):
     """Drain ``events``, refine them with ``refiner`` and signal the window.
 
-    ``interval``: seconds between iterations (the wait for new events).
+    ``interval``: seconds between iterations: the receiver sleeps, then takes all that was queued.
     ``iterations``: stop after this many iterations (None: until stopped or training ends).
     ``max_rate``: most ``updated`` signals per second; events are coalesced in between.
     ``on_iteration``: called in the receiver thread after each iteration with its number.
@@ -51,7 +51,7 @@ class Receiver(QObject):
     without one (``fit`` raised), and the receiver ends the run itself.
     ``tap``: called with every drained batch of events (e.g. a run log writer), and with an
     empty list after an iteration that drained none.
-    ``paced``: iterate every ``interval`` s (the demo) instead of as soon as events arrive.
+    ``paced``: a stop ends the loop at once, without taking what is queued (the demo).
     """
 
     updated = pyqtSignal(object)
@@ -111,11 +111,12 @@ class Receiver(QObject):
         ended = gone = False
         try:
             while self._running and not ended:
-                if self.paced:
-                    self._sleep(self.interval)
-                    if not self._running:
-                        break
-                items = drain(self.events, 0 if self.paced else self.interval)
+                # Sleep, then take everything queued meanwhile: waking at each event instead (a
+                # blocking get) would take the GIL from the training thread at every batch.
+                self._sleep(self.interval)
+                if not self._running and self.paced:
+                    break
+                items = drain(self.events, 0)
                 data = self._guard(self._split_messages, items, default=items)
                 if self.tap is not None:  # idle too: a log writer flushes then
                     self._guard(self.tap, items)

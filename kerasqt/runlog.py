@@ -337,7 +337,8 @@ class LogFollower(threading.Thread):
         gone = False
         try:
             while not self._stop_flag.is_set() and not self.writer.closed:
-                items = _drain(self.events, self.interval)
+                self._stop_flag.wait(self.interval)  # then take all that came meanwhile (not a wake per event)
+                items = _drain(self.events, 0)
                 self.writer.write(items)  # idle too (flushes); closes the file itself at an end or error event
                 if items:
                     gone = False

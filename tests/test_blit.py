@@ -99,7 +99,8 @@ def test_staged_full_draws_draw_one_axes_per_frame_with_a_whole_draws_pixels():
     kinds = [plot.draw_frame(staged=True)]
     while kinds[-1] == "part":
         kinds.append(plot.draw_frame(staged=True))
-    assert kinds == ["part", "full"] and plot.panel_draws == 2 and plot.full_draws == 1
+    # the layout in one frame, then each axes in two: without its legend, then the legend
+    assert kinds == ["part"] * 4 + ["full"] and plot.panel_draws == 2 and plot.full_draws == 1
     width = plot.figure.bbox.width
     assert blits[0] == width  # a new layout: the whole figure's background with the first axes
     loss, acc = plot.panels["loss"], plot.panels["accuracy"]
@@ -112,9 +113,12 @@ def test_staged_full_draws_draw_one_axes_per_frame_with_a_whole_draws_pixels():
     acc_ylim = acc.ax.get_ylim()
     plot.apply(refiner.refine([BatchEvent(STEPS_PER_EPOCH + 101, 1, 2000.0, {"loss": 40.0, "accuracy": 0.6})]))
     blits.clear()
+    assert plot.draw_frame(staged=True) == "part" and not blits
     assert plot.draw_frame(staged=True) == "full"
     assert plot.panel_draws == 3 and loss.ax.get_ylim()[1] > 40 and acc.ax.get_ylim() == acc_ylim
-    assert loss.cell.width in blits and width not in blits
+    assert blits == [loss.cell.width]
+    assert plot.draw_frame(staged=True) == "blit"  # the next frame: the other axes gets its new point
+    assert width not in blits and len(blits) >= 2
     y0, y1 = loss.ax.get_ylim()
     lowest = float(np.nanmin(plot.batches.column("loss")))
     assert y1 - 40 > 2.5 * (lowest - y0)  # more headroom on the side the data left by
@@ -135,6 +139,8 @@ def test_a_next_run_of_the_same_metrics_keeps_the_axes_and_their_limits():
     limits, artists, draws = (loss.ax.get_xlim(), loss.ax.get_ylim()), plot.artist_count(), plot.panel_draws
 
     refiner = TrainingRefiner(0.9)  # the same fit again: its first batches, no val_ values yet
+    plot.reset(None)  # as the window does when the run begins, before its first update
+    assert plot.draw_frame(staged=True) is None or plot.panels == {}  # no data yet: nothing laid out
     plot.apply(refiner.refine([StartEvent(5000.0, 4, STEPS_PER_EPOCH, 32)]))
     plot.apply(refiner.refine(_events(0, 300, np.random.default_rng(3))))
     assert plot.draw_frame(staged=True) == "blit"  # no axes drawn anew: the data fits the limits

@@ -203,3 +203,32 @@ def test_monitor_rejects_bad_arguments():
 def test_monitor_is_async_safe_and_keeps_keras_dispatch_async():
     cbs = keras.callbacks.CallbackList([QtMonitor()])
     assert cbs._async_train is keras.src.backend.IS_THREAD_SAFE
+
+
+def test_the_receiver_takes_what_was_queued_each_interval_not_one_event_per_wake(qtbot):
+    """Waking at every event would take the GIL from the training thread at every batch."""
+    import queue
+    import time
+
+    from kerasqt.events import BatchEvent, EndEvent, StartEvent
+    from kerasqt.receiver import Receiver
+    from kerasqt.refine import TrainingRefiner
+    from kerasqt.session import end_thread, start_in_thread
+
+    events = queue.SimpleQueue()
+    receiver = Receiver(events, TrainingRefiner(), interval=0.05)
+    updates = []
+    receiver.updated.connect(updates.append)
+    t0 = time.monotonic()
+    with qtbot.waitSignal(receiver.finished, timeout=20000):
+        thread = start_in_thread(receiver, "kerasqt-receiver")
+        events.put(StartEvent(time.time(), 1, 200))
+        for i in range(200):  # a batch every 2 ms or so
+            events.put(BatchEvent(i + 1, 0, time.time(), {"loss": 1.0 / (i + 1)}))
+            time.sleep(0.002)
+        events.put(EndEvent(200, time.time(), False))
+    elapsed = time.monotonic() - t0
+    assert end_thread(receiver, thread)
+    qtbot.waitUntil(lambda: any(u.end is not None for u in updates), timeout=5000)
+    assert receiver.iteration <= elapsed / 0.05 + 3  # about one wake per interval, not ~200
+    assert sum(len(u.batches.steps) for u in updates if u.batches is not None) == 200
