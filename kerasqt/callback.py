@@ -238,6 +238,9 @@ class QtMonitor(keras.callbacks.Callback):
         if put is not None:
             stopped = bool(getattr(self.model, "stop_training", False))
             put(EndEvent(self._offset + self._last_batch + 1, time.time(), stopped))
+            win = self._window
+            if win is not None:
+                win.training.wake()  # the receiver takes the end now, not at its next wake
             if self._log_follower is not None:  # the window closed: the log's thread writes the end
                 self._log_follower.join(2.0)
         self._end_capture()

@@ -315,6 +315,8 @@ class MetricsPlot(Plot):
             ax.legend(loc="best", fontsize="small", framealpha=0.6)
             self.panels[group] = panel
         self._place_axes()
+        for panel in self.panels.values():
+            panel.remember_limits()  # ours: a change before the first draw is the user's
         self._layout_dirty = False
         self._needs_full = True
         self._blank = True
@@ -615,6 +617,11 @@ class MetricsPlot(Plot):
             self.canvas.blit(panel.ax.bbox)
             panel.drawn_view = self._view_of(panel)
         return "blit"
+
+    @property
+    def drawing(self) -> bool:
+        """Whether axes are still being drawn anew, one per frame (a staged full draw)."""
+        return bool(self._stale)
 
     def _draw_panel(self, panel: _Panel) -> bool:
         """Draw one axes anew in its cell, in two calls: the axes without its legend, then the

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import threading
 import time
 from collections.abc import Callable
 
@@ -94,11 +95,17 @@ class Receiver(QObject):
         self.iteration = 0
         self.updates_sent = 0
         self._running = True
+        self._wakeup = threading.Event()
         self._failed = False
 
     def stop(self) -> None:
         """Ask the loop to end after its current iteration (any thread)."""
         self._running = False
+        self._wakeup.set()
+
+    def wake(self) -> None:
+        """End the current wait now: something that should not wait is queued (any thread)."""
+        self._wakeup.set()
 
     def say(self, text: str, source: str = "receiver") -> None:
         self.message.emit(source, text)
@@ -158,9 +165,8 @@ class Receiver(QObject):
             self.finished.emit()
 
     def _sleep(self, seconds: float) -> None:
-        end = time.monotonic() + seconds
-        while self._running and (left := end - time.monotonic()) > 0:
-            time.sleep(min(left, 0.01))
+        if self._running and self._wakeup.wait(seconds):
+            self._wakeup.clear()
 
     def refiner_ended(self) -> bool:
         return bool(getattr(self.refiner, "ended", False))

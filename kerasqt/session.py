@@ -238,10 +238,12 @@ class TrainingSession(QObject):
         return self._thread is not None
 
     def begin(self, events: queue.SimpleQueue, *, smoothing: float = 0.9, max_rate: float = 30.0,
-              alive=None, tap=None) -> None:
+              alive=None, tap=None, interval: float | None = None) -> None:
+        """Start a receiver on ``events``; it wakes every ``interval`` s (default: ``1 / max_rate``,
+        at most 0.05 s) and takes all that was queued meanwhile."""
         self.end()
         refiner = TrainingRefiner(smoothing, note=lambda text: receiver.say(text))
-        receiver = Receiver(events, refiner, interval=min(0.05, 1.0 / max_rate), max_rate=max_rate,
+        receiver = Receiver(events, refiner, interval=interval or min(0.05, 1.0 / max_rate), max_rate=max_rate,
                             alive=alive, tap=tap)
         receiver.updated.connect(self._forward)
         receiver.message.connect(self.message)
@@ -260,6 +262,12 @@ class TrainingSession(QObject):
         if self._thread is not None and self.sender() is self._receiver:
             self.end()
             self.run_finished.emit()
+
+    def wake(self) -> None:
+        """Let the receiver take what is queued now (any thread): the end of a run, say."""
+        receiver = self._receiver
+        if receiver is not None:
+            receiver.wake()
 
     def end(self) -> bool:
         ok = end_thread(self._receiver, self._thread)

@@ -1074,10 +1074,11 @@ class _Stream:
         self._thread.join(10)
 
     def more(self, qtbot, n=200, frames=2):
-        """Wait until ``n`` more batches are shown and ``frames`` more frames drawn."""
+        """Wait until ``n`` more batches are shown and ``frames`` more frames drawn, the last of
+        them not in the middle of a staged full draw."""
         shown, f0 = _batches_shown(self.win), self.win.frames
-        qtbot.waitUntil(lambda: _batches_shown(self.win) >= shown + n and self.win.frames >= f0 + frames,
-                        timeout=10000)
+        qtbot.waitUntil(lambda: _batches_shown(self.win) >= shown + n and self.win.frames >= f0 + frames
+                        and not self.win.plot.drawing, timeout=10000)
 
 
 def _covers_data(plot, group):

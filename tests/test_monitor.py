@@ -232,3 +232,37 @@ def test_the_receiver_takes_what_was_queued_each_interval_not_one_event_per_wake
     qtbot.waitUntil(lambda: any(u.end is not None for u in updates), timeout=5000)
     assert receiver.iteration <= elapsed / 0.05 + 3  # about one wake per interval, not ~200
     assert sum(len(u.batches.steps) for u in updates if u.batches is not None) == 200
+
+
+def test_wake_lets_the_receiver_take_the_end_at_once(qtbot):
+    import queue
+    import time
+
+    from kerasqt.events import EndEvent, StartEvent
+    from kerasqt.receiver import Receiver
+    from kerasqt.refine import TrainingRefiner
+    from kerasqt.session import end_thread, start_in_thread
+
+    events = queue.SimpleQueue()
+    receiver = Receiver(events, TrainingRefiner(), interval=30.0)  # it would sleep 30 s between looks
+    events.put(StartEvent(time.time(), 1, 10))
+    thread = start_in_thread(receiver, "kerasqt-receiver")
+    t0 = time.monotonic()
+    with qtbot.waitSignal(receiver.finished, timeout=5000):
+        events.put(EndEvent(10, time.time(), False))
+        receiver.wake()
+    assert time.monotonic() - t0 < 5 and end_thread(receiver, thread)
+
+
+def test_a_main_thread_fit_ends_with_the_window_showing_its_end(qtbot):
+    monitor = QtMonitor()
+    try:
+        x, y = np.random.default_rng(0).standard_normal((64, 4)), np.zeros((64, 1))
+        model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
+        model.compile("adam", "mse")
+        model.fit(x, y, epochs=1, batch_size=32, verbose=0, callbacks=[monitor])
+        win = monitor.window  # right after fit returned, before anyone turned the event loop
+        assert win.training.running is False and win.status.text() == "training finished"
+        assert win.training._receiver is None
+    finally:
+        monitor.close()
