@@ -9,6 +9,7 @@ thread pool. No Qt and no Keras imports here.
 
 from __future__ import annotations
 
+import queue
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -24,7 +25,19 @@ __all__ = [
     "MessageEvent",
     "SineEvent",
     "StartEvent",
+    "drain",
 ]
+
+
+def drain(q: queue.SimpleQueue, limit: int = 100_000) -> list:
+    """Everything queued in ``q`` now (at most ``limit`` items), without waiting."""
+    items = []
+    try:
+        while len(items) < limit:
+            items.append(q.get_nowait())
+    except queue.Empty:
+        pass
+    return items
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,9 +14,10 @@ A plot owns the figure's axes and artists, takes refined updates with
   blits the strip (:meth:`MetricsPlot._blit_tail`: a cost that does not grow with
   the points shown), or the whole axes when its view changed. An axes is drawn
   anew only when its limits must change (they grow with headroom), on zoom or
-  pan, and on layout changes; while training runs that is one axes per frame
-  (:meth:`MetricsPlot._draw_panel`, ~25 ms instead of ~110 ms for the whole
-  figure), so the event loop turns in between. The axes sit in a fixed grid
+  pan, and on layout changes; while training runs that is staged, one step per
+  frame (the layout, then each axes without its legend, then the legend:
+  :meth:`MetricsPlot._draw_panel`, under 20 ms a step instead of ~105 ms for the
+  whole figure), so the event loop turns in between. The axes sit in a fixed grid
   with margins in points (no layout pass). Lines are min/max decimated per
   pixel column of the visible range (:mod:`kerasqt.decimate`), recomputed when
   the view changes.
@@ -109,6 +110,7 @@ class _Panel:
         self.ax = ax
         self.group = group
         self.lines: dict[str, object] = {}  # name -> Line2D
+        self.keys: set[str] = set()  # the metrics those lines show
         self.decimators: dict[str, Decimator] = {}
         self.background = None
         self.expected: tuple | None = None  # limits we set last; others mean the user changed them
@@ -161,7 +163,7 @@ class MetricsPlot(Plot):
         self._exporting = False
         self.overlays: list[_Overlay] = []  # finished runs kept by keep_run (replays of several runs)
         self.panel_draws = 0  # axes drawn one at a time (staged full draws)
-        self._renderer = None  # the renderer of the last whole-figure draw
+        self._renderer = None  # the renderer the axes were last drawn with (a new one is blank)
         figure.set_layout_engine("none")  # the axes sit in a fixed grid (_place_axes)
         self._draw_cid = canvas.mpl_connect("draw_event", self._on_draw)
         self._resize_cid = canvas.mpl_connect("resize_event", lambda event: self._place_axes())
@@ -258,7 +260,7 @@ class MetricsPlot(Plot):
         """A new metric of a group on show (``val_loss`` after ``loss``): its lines join the axes
         at once (blitted); the legend, in the background, waits for the next full draw, which
         the window may put off, instead of a new layout and a full draw now."""
-        if set(_line_names([key])) <= set(panel.lines):
+        if key in panel.keys:
             return  # axes kept from the last run have its lines already
         kept = dict(panel.decimators)
         self._make_lines(panel, [key])
@@ -327,7 +329,7 @@ class MetricsPlot(Plot):
         if list(spare) != groups or self.label is not None or self.overlays:
             return False
         for group, panel in spare.items():
-            if panel.artists_gone(self.figure) or not set(_line_names(self._groups[group])) <= set(panel.lines):
+            if panel.artists_gone(self.figure) or not set(self._groups[group]) <= panel.keys:
                 return False
         for panel in spare.values():
             for line in panel.lines.values():
@@ -390,7 +392,9 @@ class MetricsPlot(Plot):
                                                   label=f"{key} (smoothed)" if run is None else named)[0]
                 panel.lines["e:" + key] = ax.plot([], [], "o", color=train, mec="white", ms=6, animated=True,
                                                   label=f"{key} (epoch)" if run is None else "_epoch")[0]
+        if keys:
             ax.set_title(panel.group, y=1.0)  # a fixed place: no tick bounding boxes to measure per draw
+        panel.keys.update(keys)
         for name in panel.lines:
             if name[0] in "bs":
                 panel.decimators[name] = Decimator()
@@ -766,19 +770,6 @@ class MetricsPlot(Plot):
         for key in self.tests.names():
             out.setdefault(key, {})["tests"] = int(np.isfinite(self.tests.column(key)).sum())
         return out
-
-
-def _line_names(keys) -> list[str]:
-    """The names of the lines ``_make_lines`` gives the metrics ``keys``."""
-    names = []
-    for key in keys:
-        if key.startswith("val_"):
-            names.append("e:" + key)
-        elif key.startswith("test_"):
-            names.append("t:" + key)
-        else:
-            names += ["b:" + key, "s:" + key, "e:" + key]
-    return names
 
 
 def _add(items: list, item) -> None:

@@ -21,23 +21,11 @@ from collections.abc import Callable
 
 from PyQt5.QtCore import QObject, pyqtSignal, pyqtSlot
 
-from .events import EndEvent, ErrorEvent, MessageEvent
+from .events import EndEvent, ErrorEvent, MessageEvent, drain
 
-__all__ = ["Receiver", "drain"]
+__all__ = ["Receiver"]
 
 log = logging.getLogger("kerasqt")
-
-
-def drain(q: queue.SimpleQueue, timeout: float, limit: int = 100_000) -> list:
-    """Everything in ``q`` now, waiting up to ``timeout`` seconds for the first item."""
-    items = []
-    try:
-        items.append(q.get(timeout=timeout) if timeout > 0 else q.get_nowait())
-        while len(items) < limit:
-            items.append(q.get_nowait())
-    except queue.Empty:
-        pass
-    return items
 
 
 class Receiver(QObject):
@@ -123,7 +111,7 @@ class Receiver(QObject):
                 self._sleep(self.interval)
                 if not self._running and self.paced:
                     break
-                items = drain(self.events, 0)
+                items = drain(self.events)
                 data = self._guard(self._split_messages, items, default=items)
                 if self.tap is not None:  # idle too: a log writer flushes then
                     self._guard(self.tap, items)
@@ -155,7 +143,7 @@ class Receiver(QObject):
             self._report("run", exc)
         finally:
             # Deliver what is left, messages included, then say we are done.
-            rest = drain(self.events, 0)
+            rest = drain(self.events)
             if self.tap is not None and rest:
                 self._guard(self.tap, rest)
             pending.extend(self._guard(self._split_messages, rest, default=rest))

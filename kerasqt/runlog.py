@@ -43,6 +43,7 @@ from .events import (
     MessageEvent,
     SineEvent,
     StartEvent,
+    drain,
 )
 
 __all__ = [
@@ -303,17 +304,6 @@ def _version() -> str:
     return __version__
 
 
-def _drain(q: queue.SimpleQueue, timeout: float) -> list:
-    items = []
-    try:
-        items.append(q.get(timeout=timeout))
-        while len(items) < 100_000:
-            items.append(q.get_nowait())
-    except queue.Empty:
-        pass
-    return items
-
-
 class LogFollower(threading.Thread):
     """Keeps writing a run's log after its window closed: drains the queue until the run ends.
 
@@ -338,7 +328,7 @@ class LogFollower(threading.Thread):
         try:
             while not self._stop_flag.is_set() and not self.writer.closed:
                 self._stop_flag.wait(self.interval)  # then take all that came meanwhile (not a wake per event)
-                items = _drain(self.events, 0)
+                items = drain(self.events)
                 self.writer.write(items)  # idle too (flushes); closes the file itself at an end or error event
                 if items:
                     gone = False
@@ -353,7 +343,7 @@ class LogFollower(threading.Thread):
                     else:
                         self.writer.write([ErrorEvent(time.time(), "fit ended without finishing "
                                                                    "(it raised an exception)")])
-            rest = _drain(self.events, 0) if not self.writer.closed else []
+            rest = drain(self.events) if not self.writer.closed else []
             if rest:
                 self.writer.write(rest)
         except RunLogError:
