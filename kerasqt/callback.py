@@ -168,13 +168,11 @@ class QtMonitor(keras.callbacks.Callback):
                 win = self.show()
             except Exception as exc:  # no screen, no Qt, a bug: the training goes on, unwatched
                 self._app = None
-                warnings.warn(f"kerasqt: no window, training goes on unwatched: {exc}", RuntimeWarning,
-                              stacklevel=2)
+                self._unwatched(f"no window, training goes on unwatched: {exc}")
                 return
         elif win is None:
-            warnings.warn("kerasqt: fit runs outside the main thread and no window is open; call "
-                          "QtMonitor.show() in the main thread first, or use fit_in_background",
-                          RuntimeWarning, stacklevel=2)
+            self._unwatched("fit runs outside the main thread and no window is open; call "
+                            "QtMonitor.show() in the main thread first, or use fit_in_background")
             return
         self._app = self._app if main else None  # only the main thread may turn the event loop
         self._next_pump = 0.0
@@ -279,6 +277,21 @@ class QtMonitor(keras.callbacks.Callback):
             self._lr = float(self.model.optimizer.learning_rate)
         except Exception:
             self._lr = None
+
+    def _unwatched(self, reason: str) -> None:
+        """No window for this run (training thread): warn, and keep the run log if there is one.
+
+        The log is written by a :class:`~kerasqt.runlog.LogFollower` thread, as after a window
+        closes mid-run: a machine without a screen or without Qt still records the run, for
+        ``kerasqt replay`` elsewhere.
+        """
+        self._open_log()
+        if self._log is not None:
+            self._log_follower = LogFollower(self.events, self._log, alive=self.fit_running)
+            self._log_follower.start()
+            self._put = self.events.put
+            reason += f"; the run is logged to {self.log_path} (kerasqt replay shows it)"
+        warnings.warn(f"kerasqt: {reason}", RuntimeWarning, stacklevel=3)
 
     def _open_log(self) -> None:
         """Start this run's log file (training thread, once per run); a failure only warns.

@@ -24,6 +24,7 @@ import textwrap
 import threading
 import time
 import traceback
+import warnings
 
 import keras
 import matplotlib.figure
@@ -40,6 +41,7 @@ from kerasqt.events import BatchEvent, EndEvent, EpochEvent, ErrorEvent, StartEv
 from kerasqt.plotting import MetricsPlot
 from kerasqt.receiver import Receiver
 from kerasqt.refine import TrainingRefiner
+from kerasqt.runlog import read_run
 from kerasqt.session import TrainingSession, end_thread, live_threads, start_in_thread
 from kerasqt.window import MonitorWindow
 
@@ -892,25 +894,55 @@ def test_without_a_window_training_goes_on_unwatched(tmp_path, fault):
     blocker.mkdir(parents=True)
     (blocker / "__init__.py").write_text("raise ImportError('PyQt5 is not installed (test)')\n")
     env = {"PYTHONPATH": str(blocker.parent)} if fault == "no-qt" else {}
+    env["KERASQT_LOG_DIR"] = str(tmp_path / "runs")
     drop = ("QT_QPA_PLATFORM", "DISPLAY", "WAYLAND_DISPLAY") if fault == "no-display" else ()
     r = _script(tmp_path, """
         import warnings
         from kerasqt import QtMonitor
         x, y = data(256)
+        mon = QtMonitor()
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            hist = model().fit(x, y, epochs=2, batch_size=32, verbose=0, callbacks=[QtMonitor()])
+            hist = model().fit(x, y, epochs=2, batch_size=32, verbose=0, callbacks=[mon])
         print("trained", len(hist.history["loss"]))
         for w in caught:
             if "kerasqt" in str(w.message):
                 print("warning:", w.category.__name__, w.message)
+        print("log", mon.log_path)
     """, env_extra=env, drop=drop)
     assert r.returncode == 0, r.stderr[-3000:]
     assert "trained 2" in r.stdout
     warned = [ln for ln in r.stdout.splitlines() if ln.startswith("warning: RuntimeWarning")]
     assert len(warned) == 1, r.stdout
     assert ("no screen found" if fault == "no-display" else "pip install PyQt5") in warned[0]
+    # Unwatched, but recorded: the whole run is in the log, ended, ready to replay elsewhere.
+    path = next(ln[4:] for ln in r.stdout.splitlines() if ln.startswith("log "))
+    assert f"logged to {path}" in warned[0]
+    run = read_run(path)
+    assert run.ended and run.count(BatchEvent) == 16 and run.count(EpochEvent) == 2
+    assert [ev.step for ev in run.events if isinstance(ev, BatchEvent)] == list(range(1, 17))
     assert not _spam(r), r.stderr[-3000:]
+
+
+def test_fit_in_a_thread_without_a_window_is_logged(tmp_path):
+    mon = QtMonitor(log_dir=tmp_path)
+    x, y = _data(256)
+    box = {}
+
+    def train():
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            _model().fit(x, y, epochs=2, batch_size=32, verbose=0, callbacks=[mon])
+        box["warnings"] = [str(w.message) for w in caught if "kerasqt" in str(w.message)]
+
+    t = threading.Thread(target=train)
+    t.start()
+    t.join(120)
+    assert not t.is_alive()
+    assert mon.window is None
+    assert len(box["warnings"]) == 1 and "no window is open" in box["warnings"][0], box
+    run = read_run(mon.log_path)
+    assert run.ended and run.count(BatchEvent) == 16 and run.count(EpochEvent) == 2
 
 
 def test_two_windows_in_one_process(qtbot, tmp_path):

@@ -1,0 +1,261 @@
+"""The callback's cost on any Keras backend, without a window: for GPU machines (JAX, torch).
+
+No Qt is needed (a GPU server has no screen, often no PyQt5): ``QtMonitor`` there finds
+no window, warns, and keeps the run log, written by its log thread (the receiver's
+place). So this measures what kerasqt adds to training when nothing is drawn: the
+callback's batch hooks (``async_safe``, so on JAX and torch Keras runs them on a thread
+pool) and a thread that drains the queue and writes the log. The window's drawing is
+measured by ``bench_fit.py`` on the CPU.
+
+One model like ``../shared/bench``'s MLP (64-256-256-1, batch 256, mean squared error
++ mean absolute error) on synthetic data; steps per fit calibrated to about
+``--fit-seconds`` of bare ``fit``. Variants:
+
+* ``bare``: no callback;
+* ``qtmonitor``: ``QtMonitor()`` with no window: batch hooks + the run log's thread;
+* ``qtmonitor_refine``: the same, and the log thread also refines every chunk it drains
+  as the receiver does (smoothing, rates, ETA, pairing), so the receiver's whole work
+  runs beside training, only its Qt signals are missing;
+* ``queue_worker``: the reference worker (queue put per batch, ``async_safe``, a thread
+  blocking on ``get``), as in ``../shared/bench``;
+* ``plain_callback``: a callback that only overrides ``on_train_batch_end`` (no
+  ``async_safe``: Keras then runs every batch hook synchronously);
+* ``csvlogger``: ``keras.callbacks.CSVLogger``.
+
+Rounds as in ``bench_fit.py``: each round's variants in a rotating order, bracketed by two
+bare fits; a variant's ratio in a round is its time over the mean of the two; the median
+over rounds is reported with its interquartile range.
+
+    KERAS_BACKEND=jax python benchmarks/bench_backend.py --out jax.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import os
+import queue
+import sys
+import tempfile
+import threading
+import time
+import warnings
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent))
+
+from common import load_average, median, percentile, write  # noqa: E402
+
+
+def build(n: int, seed: int = 0):
+    import keras
+    import numpy as np
+
+    keras.utils.set_random_seed(seed)
+    model = keras.Sequential([keras.Input((64,)), keras.layers.Dense(256, activation="relu"),
+                              keras.layers.Dense(256, activation="relu"), keras.layers.Dense(1)])
+    model.compile("adam", "mse", metrics=["mae"])
+    rng = np.random.default_rng(seed)
+    x = rng.random((n, 64), dtype=np.float32)
+    y = x.sum(1, keepdims=True)
+    return model, x, y
+
+
+def variants(tmp: Path, spent: dict):
+    import keras
+
+    from kerasqt import QtMonitor
+    from kerasqt.refine import TrainingRefiner
+    from kerasqt.runlog import RunLogWriter
+
+    class PlainBatchEnd(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            pass
+
+    class QueueWorker(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.async_safe = True
+            self.q = queue.SimpleQueue()
+            self.t = threading.Thread(target=self._drain, daemon=True)
+            self.t.start()
+
+        def _drain(self):
+            while self.q.get() is not None:
+                pass
+
+        def on_train_batch_end(self, batch, logs=None):
+            self.q.put((batch, logs))
+
+        def on_train_end(self, logs=None):
+            self.q.put(None)
+            self.t.join()
+
+    write = RunLogWriter.write
+    refiner = {"r": None}
+
+    def timed_write(self, events):  # the log thread's work, timed (and refined, for one variant)
+        t0 = time.perf_counter()
+        try:
+            if refiner["r"] is not None and events:
+                refiner["r"].refine(events)
+            return write(self, events)
+        finally:
+            spent["s"] += time.perf_counter() - t0
+
+    RunLogWriter.write = timed_write
+
+    def monitor(refine: bool):
+        def make():
+            refiner["r"] = TrainingRefiner() if refine else None
+            return [QtMonitor(log_dir=str(tmp / "runs"), capture_output=False)]
+        return make
+
+    return {
+        "bare": lambda: [],
+        "qtmonitor": monitor(False),
+        "qtmonitor_refine": monitor(True),
+        "queue_worker": lambda: [QueueWorker()],
+        "plain_callback": lambda: [PlainBatchEnd()],
+        "csvlogger": lambda: [keras.callbacks.CSVLogger(str(tmp / "log.csv"))],
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--fit-seconds", type=float, default=4.0)
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args()
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    for name in ("QT_QPA_PLATFORM", "DISPLAY", "WAYLAND_DISPLAY"):  # no screen, as on a GPU server
+        os.environ.pop(name, None)
+    import keras
+
+    from kerasqt.events import BatchEvent
+    from kerasqt.runlog import read_run
+
+    batch, epochs = 256, 2
+    model, x, y = build(batch * 200)
+    model.fit(x, y, batch_size=batch, epochs=2, verbose=0)  # build, compile, warm
+    t0 = time.perf_counter()
+    model.fit(x, y, batch_size=batch, epochs=1, verbose=0)
+    ms_per_step = (time.perf_counter() - t0) / 200 * 1e3
+    steps = max(200, int(args.fit_seconds / epochs / ms_per_step * 1e3))
+    model, x, y = build(batch * steps)
+    print(f"{keras.backend.backend()}: calibration {ms_per_step:.3f} ms/step -> {epochs} epochs x {steps} steps",
+          flush=True)
+    tmp = Path(tempfile.mkdtemp(prefix="kerasqt-bench-backend-"))
+    spent = {"s": 0.0}
+    table = variants(tmp, spent)
+    names = list(table)
+    ours = ("qtmonitor", "qtmonitor_refine")
+
+    def fit(name: str, part: int | None = None) -> dict:
+        cbs = table[name]()
+        xs, ys = (x, y) if part is None else (x[:part], y[:part])
+        gc.collect()
+        spent["s"] = 0.0
+        with warnings.catch_warnings(record=True) as caught:  # "no window ... logged to ..."
+            warnings.simplefilter("always")
+            t0 = time.perf_counter()
+            model.fit(xs, ys, batch_size=batch, epochs=epochs, verbose=0, callbacks=cbs)
+            seconds = time.perf_counter() - t0
+        rec = {"seconds": seconds}
+        if name in ours:
+            mon = cbs[0]
+            if mon._log_follower is not None:
+                mon._log_follower.join(5.0)
+            run = read_run(mon.log_path)
+            rec.update(thread_s=spent["s"], logged_batches=run.count(BatchEvent), ended=run.ended,
+                       warning=str(caught[0].message) if caught else None)
+        return rec
+
+    for name in names:  # warm-up: one short fit per variant
+        fit(name, part=batch * 50)
+    times: dict[str, list[float]] = {n: [] for n in names}
+    paired: dict[str, list[float]] = {n: [] for n in names}
+    monitor_runs: dict[str, list[dict]] = {n: [] for n in ours}
+    load_before = load_average()
+    others = [n for n in names if n != "bare"]
+    bare_before = fit("bare")["seconds"]
+    times["bare"].append(bare_before)
+    for r in range(args.rounds):
+        order = others[r % len(others):] + others[: r % len(others)]
+        this = {}
+        for name in order:
+            rec = fit(name)
+            this[name] = rec["seconds"]
+            times[name].append(rec["seconds"])
+            if name in ours:
+                monitor_runs[name].append(rec)
+        bare_after = fit("bare")["seconds"]
+        times["bare"].append(bare_after)
+        ref = (bare_before + bare_after) / 2
+        this["bare"] = ref
+        for name in names:
+            paired[name].append(this[name] / ref)
+        bare_before = bare_after
+        print(f"round {r + 1}/{args.rounds}: " + ", ".join(f"{n} {this[n] / ref:.3f}" for n in names), flush=True)
+
+    base = median(times["bare"])
+    total = epochs * steps
+    figures = {
+        "model": "MLP 64-256-256-1, batch 256, adam, mse + mae",
+        "backend": keras.backend.backend(),
+        "keras": keras.__version__,
+        "device": _device(),
+        "epochs": epochs,
+        "steps_per_epoch": steps,
+        "rounds": args.rounds,
+        "bare_ms_per_step": round(base / total * 1e3, 4),
+        "bare_fit_s": round(base, 3),
+        "load_average_before": load_before,
+        "load_average_after": load_average(),
+        "raw": {"times": times, "paired_ratios": paired, "monitor_runs": monitor_runs},
+    }
+    for name in others:
+        figures[f"fit_overhead_ratio_{name}"] = round(median(paired[name]), 4)
+        figures[f"fit_overhead_ratio_{name}_iqr"] = round(percentile(paired[name], 75) - percentile(paired[name], 25), 4)
+        figures[f"extra_us_per_step_{name}"] = round((median(times[name]) - base) / total * 1e6, 1)
+    for name in ours:
+        runs = monitor_runs[name]
+        figures[f"{name}_thread_ms_per_fit"] = round(median([r["thread_s"] for r in runs]) * 1e3, 2)
+        figures[f"{name}_logged_all_batches"] = all(r["logged_batches"] == total and r["ended"] for r in runs)
+    print(f"{figures['backend']} on {figures['device']}: bare fit {base:.2f} s ({figures['bare_ms_per_step']} ms/step);"
+          f" ratios, median of {args.rounds} paired rounds:")
+    for name in others:
+        print(f"  {name:<17} {figures[f'fit_overhead_ratio_{name}']:.3f} "
+              f"(IQR {figures[f'fit_overhead_ratio_{name}_iqr']:.3f}, {figures[f'extra_us_per_step_{name}']:+.1f} us/step)")
+    for name in ours:
+        print(f"  {name}: log thread {figures[f'{name}_thread_ms_per_fit']} ms per fit, every batch logged: "
+              f"{figures[f'{name}_logged_all_batches']}")
+    print(f"  the monitor's warning: {monitor_runs['qtmonitor'][0]['warning']}", flush=True)
+    write(args.out, figures)
+
+
+def _device() -> str:
+    import keras
+
+    try:
+        if keras.backend.backend() == "jax":
+            import jax
+
+            return str(jax.devices()[0].device_kind)
+        if keras.backend.backend() == "torch":
+            import torch
+
+            return torch.cuda.get_device_name(0) if torch.cuda.is_available() else "cpu"
+        if keras.backend.backend() == "tensorflow":
+            import tensorflow as tf
+
+            return "gpu" if tf.config.list_physical_devices("GPU") else "cpu"
+    except Exception as exc:  # the figure is a label only
+        return f"unknown ({exc})"
+    return "cpu"
+
+
+if __name__ == "__main__":
+    main()
