@@ -217,8 +217,9 @@ def main() -> None:
         "raw": {"times": times, "paired_ratios": paired, "monitor_runs": monitor_runs},
     }
     for name in others:
-        figures[f"fit_overhead_ratio_{name}"] = round(median(paired[name]), 4)
-        figures[f"fit_overhead_ratio_{name}_iqr"] = round(percentile(paired[name], 75) - percentile(paired[name], 25), 4)
+        ratios = paired[name]
+        figures[f"fit_overhead_ratio_{name}"] = round(median(ratios), 4)
+        figures[f"fit_overhead_ratio_{name}_iqr"] = round(percentile(ratios, 75) - percentile(ratios, 25), 4)
         figures[f"extra_us_per_step_{name}"] = round((median(times[name]) - base) / total * 1e6, 1)
     for name in ours:
         runs = monitor_runs[name]
@@ -227,8 +228,9 @@ def main() -> None:
     print(f"{figures['backend']} on {figures['device']}: bare fit {base:.2f} s ({figures['bare_ms_per_step']} ms/step);"
           f" ratios, median of {args.rounds} paired rounds:")
     for name in others:
-        print(f"  {name:<17} {figures[f'fit_overhead_ratio_{name}']:.3f} "
-              f"(IQR {figures[f'fit_overhead_ratio_{name}_iqr']:.3f}, {figures[f'extra_us_per_step_{name}']:+.1f} us/step)")
+        key = f"fit_overhead_ratio_{name}"
+        print(f"  {name:<17} {figures[key]:.3f} (IQR {figures[key + '_iqr']:.3f}, "
+              f"{figures[f'extra_us_per_step_{name}']:+.1f} us/step)")
     for name in ours:
         print(f"  {name}: log thread {figures[f'{name}_thread_ms_per_fit']} ms per fit, every batch logged: "
               f"{figures[f'{name}_logged_all_batches']}")
