@@ -239,8 +239,10 @@ class QtMonitor(keras.callbacks.Callback):
             win = self._window
             if win is not None:
                 win.training.wake()  # the receiver takes the end now, not at its next wake
-            if self._log_follower is not None:  # the window closed: the log's thread writes the end
-                self._log_follower.join(2.0)
+            follower = self._log_follower
+            if follower is not None:  # no window (or it closed): the log's thread writes the end now
+                follower.wake()
+                follower.join(2.0)
         self._end_capture()
         self._fit_frame = None
         self._put = None

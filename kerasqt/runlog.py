@@ -321,13 +321,15 @@ class LogFollower(threading.Thread):
         self.interval = interval
         self.alive_every = alive_every
         self._stop_flag = threading.Event()
+        self._wakeup = threading.Event()
 
     def run(self) -> None:
         next_alive = time.monotonic() + self.alive_every
         gone = False
         try:
             while not self._stop_flag.is_set() and not self.writer.closed:
-                self._stop_flag.wait(self.interval)  # then take all that came meanwhile (not a wake per event)
+                if self._wakeup.wait(self.interval):  # then take all that came meanwhile (not a wake per event)
+                    self._wakeup.clear()
                 items = drain(self.events)
                 self.writer.write(items)  # idle too (flushes); closes the file itself at an end or error event
                 if items:
@@ -351,9 +353,14 @@ class LogFollower(threading.Thread):
         finally:
             self.writer.close()
 
+    def wake(self) -> None:
+        """End the current wait now: the run's end is queued (any thread)."""
+        self._wakeup.set()
+
     def stop(self, timeout: float | None = 2.0) -> None:
         """Write what is queued, close the log and end the thread (any other thread)."""
         self._stop_flag.set()
+        self._wakeup.set()
         if self.is_alive():
             self.join(timeout)
 
