@@ -2,7 +2,7 @@
 
 One model with short steps (~1 ms on a 2-core CPU, TensorFlow): an MLP 16-32-1
 on 32-sample batches, with validation data. The steps per epoch are calibrated
-so that a bare ``fit`` takes about 5 s (4 epochs) on the machine as it is now.
+so that a bare ``fit`` takes about 4.5 s (4 epochs) on the machine as it is now.
 Each variant is a ``fit`` of the same model (weights carry on: every variant
 trains the same kind of steps):
 
@@ -16,11 +16,13 @@ trains the same kind of steps):
 * ``livelossplot``: ``PlotLossesKeras`` with its Matplotlib output written to a file
   (pyplot on Agg; it redraws after each epoch, and in a script it pauses 0.1 s there).
 
-Each round is a ``bare`` fit, then the other variants in a rotating order (round r
-starts at the r-th), and a last ``bare`` fit closes the final round. A variant's
-ratio in a round is its time over the mean of the two ``bare`` fits around it
-(paired, so slow drifts of the machine cancel); the figure is the median over the
-rounds, with the spread of the rounds (interquartile range) beside it.
+Each round runs the variants in a rotating order (round r starts at the r-th), with a
+``bare`` fit before and after each: ``bare``, A, ``bare``, B, ``bare``, ... A variant's
+ratio in a round is its time over the mean of the two ``bare`` fits beside it, so a
+change in the machine's speed (this shared 2-core machine switches between a fast and
+a slower state every minute or so) cancels unless it falls inside those three fits;
+the figure is the median over the rounds, with their spread (interquartile range)
+beside it.
 
 The run log's cost: ``qtmonitor`` (log on) against ``qtmonitor_no_log`` (the same
 monitor and window, log off), paired within each round; and, as a bound that does
@@ -134,7 +136,7 @@ def main() -> None:
     from kerasqt import QtMonitor
     from kerasqt.qtapp import ensure_app
 
-    epochs, rounds, fit_seconds = (2, 2, 2.5) if args.quick else (4, 8, 5.0)
+    epochs, rounds, fit_seconds = (2, 2, 2.5) if args.quick else (4, 6, 4.5)
     # Calibrate: steps per epoch such that a bare fit takes about fit_seconds on this machine now.
     model, x, y, val = build(300)
     model.fit(x, y, batch_size=32, epochs=2, verbose=0)  # build, trace, warm
@@ -187,22 +189,20 @@ def main() -> None:
     times["bare"].append(bare_before)
     for r in range(rounds):
         order = others[r % len(others):] + others[: r % len(others)]
-        this = {}
-        for name in order:
+        this = {"bare": 1.0}
+        for name in order:  # bare, variant, bare, variant, ..., bare: each variant between two bare fits
             rec = fit(name)
-            this[name] = rec["seconds"]
+            bare_after = fit("bare")["seconds"]
             times[name].append(rec["seconds"])
+            times["bare"].append(bare_after)
+            this[name] = rec["seconds"] / ((bare_before + bare_after) / 2)
+            bare_before = bare_after
             if name == "qtmonitor":
                 monitor_runs.append(rec)
-        bare_after = fit("bare")["seconds"]
-        times["bare"].append(bare_after)
-        ref = (bare_before + bare_after) / 2
-        this["bare"] = ref
         for name in names:
-            paired[name].append(this[name] / ref)
+            paired[name].append(this[name])
         log_paired.append(this["qtmonitor"] / this["qtmonitor_no_log"])
-        bare_before = bare_after
-        print(f"round {r + 1}/{rounds}: " + ", ".join(f"{n} {this[n] / ref:.3f}" for n in names), flush=True)
+        print(f"round {r + 1}/{rounds}: " + ", ".join(f"{n} {this[n]:.3f}" for n in names), flush=True)
     monitor.close()
     settle(app, 0.2)
 

@@ -50,7 +50,7 @@ class QtMonitor(keras.callbacks.Callback):
     """
 
     def __init__(self, *, title: str = "kerasqt", smoothing: float = 0.9, max_rate: float = 30.0,
-                 max_fps: float = 30.0, draw_budget: float = 0.02, pump_interval: float = 0.03,
+                 max_fps: float = 30.0, draw_budget: float = 0.02, pump_interval: float = 0.05,
                  capture_output: bool = True, stop_on_close: bool = False, batch_size: int | None = None,
                  demo=None, log_dir=DEFAULT_LOG_DIR) -> None:
         super().__init__()

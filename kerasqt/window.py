@@ -97,11 +97,11 @@ class MonitorWindow(QMainWindow):
 
     FULL_DRAW_MIN_GAP = 1.0  # seconds between full redraws (new axis limits) while training
     FULL_DRAW_MAX_GAP = 4.0  # ... and at most this long, so that the limits follow the data
-    MAX_FRAME_GAP = 0.4  # seconds: new points are drawn 2.5 times a second at least, whatever a frame costs
+    MAX_FRAME_GAP = 0.45  # seconds: new points are drawn 2.2 times a second at least, whatever a frame costs
     # Share of the main thread that blits may take while training runs in another thread (the main
     # thread is idle otherwise); a fit in the main thread waits for every frame: there draw_budget holds.
     BACKGROUND_DRAW_SHARE = 0.2
-    MAIN_FIT_RECEIVER_INTERVAL = 0.1  # seconds between the receiver's wakes while fit holds the main thread
+    MAIN_FIT_RECEIVER_INTERVAL = 0.25  # seconds between the receiver's wakes while fit holds the main thread
 
     closed = pyqtSignal()
     _run_requested = pyqtSignal(object)
@@ -284,7 +284,7 @@ class MonitorWindow(QMainWindow):
             self.stop_training_button.setEnabled(True)
             self.status.setText("training")
             # A fit in the main thread waits for every frame (about 3 a second): the receiver
-            # then wakes 10 times a second, which takes less from training than 30 wakes.
+            # then wakes 4 times a second, which takes less from training than 30 wakes.
             self.training.begin(monitor.events, smoothing=monitor.smoothing, max_rate=monitor.max_rate,
                                 alive=monitor.fit_running, tap=monitor.tap,
                                 interval=self.MAIN_FIT_RECEIVER_INTERVAL if self._fit_in_main else None)
