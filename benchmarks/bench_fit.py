@@ -2,7 +2,7 @@
 
 One model with short steps (~1 ms on a 2-core CPU, TensorFlow): an MLP 16-32-1
 on 32-sample batches, with validation data. The steps per epoch are calibrated
-so that a bare ``fit`` takes about 4.5 s (4 epochs) on the machine as it is now.
+so that a bare ``fit`` takes about 4 s (4 epochs) on the machine as it is now.
 Each variant is a ``fit`` of the same model (weights carry on: every variant
 trains the same kind of steps):
 
@@ -136,7 +136,7 @@ def main() -> None:
     from kerasqt import QtMonitor
     from kerasqt.qtapp import ensure_app
 
-    epochs, rounds, fit_seconds = (2, 2, 2.5) if args.quick else (4, 6, 4.5)
+    epochs, rounds, fit_seconds = (2, 2, 2.5) if args.quick else (4, 6, 4.0)
     # Calibrate: steps per epoch such that a bare fit takes about fit_seconds on this machine now.
     model, x, y, val = build(300)
     model.fit(x, y, batch_size=32, epochs=2, verbose=0)  # build, trace, warm
