@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import json
 import os
 import queue
 import sys
@@ -127,8 +128,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--fit-seconds", type=float, default=4.0)
-    parser.add_argument("--out", type=Path)
+    parser.add_argument("--out", type=Path, help="write the figures here as JSON, and a plot beside it (.png)")
+    parser.add_argument("--plot-only", type=Path, metavar="JSON",
+                        help="only draw the plot of earlier results (one run's JSON, or {'runs': {name: run}})")
     args = parser.parse_args()
+    if args.plot_only is not None:
+        data = json.loads(args.plot_only.read_text())
+        runs = data.get("runs", {args.plot_only.stem: data})
+        print("wrote", plot(runs, HERE / "plots" / f"backend_overhead_{args.plot_only.stem}.png", data.get("machine")))
+        return
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     for name in ("QT_QPA_PLATFORM", "DISPLAY", "WAYLAND_DISPLAY"):  # no screen, as on a GPU server
         os.environ.pop(name, None)
@@ -236,6 +244,44 @@ def main() -> None:
               f"{figures[f'{name}_logged_all_batches']}")
     print(f"  the monitor's warning: {monitor_runs['qtmonitor'][0]['warning']}", flush=True)
     write(args.out, figures)
+    if args.out is not None:
+        print("wrote", plot({f"{figures['backend']}": figures}, args.out.with_suffix(".png")))
+
+
+NAMES = {"qtmonitor": "QtMonitor, no window (hooks + log thread)", "qtmonitor_refine": "QtMonitor + refining",
+         "queue_worker": "reference queue worker (async_safe)", "plain_callback": "plain callback (sync hook)",
+         "csvlogger": "CSVLogger"}
+
+
+def plot(runs: dict, path: Path, machine: str | None = None) -> Path:
+    """One panel per run: each variant's median ratio as a bar, every round's paired ratio as a dot."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(runs), figsize=(4.2 * len(runs) + 2.2, 3.6), sharey=True, squeeze=False,
+                             layout="constrained")
+    for ax, (name, run) in zip(axes[0], runs.items(), strict=True):
+        paired = run["raw"]["paired_ratios"]
+        names = [n for n in NAMES if n in paired]
+        for row, n in enumerate(names):
+            med = run[f"fit_overhead_ratio_{n}"]
+            ax.barh(row, med - 1, left=1, height=0.6, color="C0" if n.startswith("qtmonitor") else "0.65")
+            ax.plot(paired[n], [row] * len(paired[n]), "o", color="k", ms=3, alpha=0.6)
+            ax.annotate(f"{med:.3f}", (max(paired[n] + [med]), row), xytext=(4, -3), textcoords="offset points",
+                        fontsize=7)
+        ax.axvline(1.0, color="k", lw=0.8)
+        ax.set_yticks(range(len(names)), [NAMES[n] for n in names])
+        ax.set_title(f"{run['backend']} on {run.get('device', '?')}, {run['bare_ms_per_step']} ms/step\n"
+                     f"{name}: median of {run['rounds']} paired rounds (dots)", fontsize=9)
+        ax.set_xlabel("fit time / bare fit time")
+    if machine:
+        fig.suptitle(machine, fontsize=7, color="0.4", x=0.99, ha="right")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
 
 
 def _device() -> str:
