@@ -22,7 +22,7 @@ import warnings
 import keras
 
 from .capture import OutputCapture
-from .events import BatchEvent, EndEvent, EpochEvent, EvalEvent, StartEvent
+from .events import EndEvent, EpochEvent, EvalEvent, StartEvent, numbers
 from .runlog import DEFAULT_LOG_DIR, LogFollower, RunLogWriter, resolve_log_dir
 
 __all__ = ["QtMonitor"]
@@ -208,14 +208,14 @@ class QtMonitor(keras.callbacks.Callback):
             return
         if batch > self._last_batch:
             self._last_batch = batch
-        values, bad = _numbers(logs)
-        put(BatchEvent(self._offset + batch + 1, self._epoch, time.time(), values, bad, self._lr))
+        # A plain tuple: the receiver's drain builds the BatchEvent, off the training thread's clock.
+        put((self._offset + batch + 1, self._epoch, time.time(), dict(logs) if logs else None, self._lr))
 
     def on_test_end(self, logs=None) -> None:
         put = self._put
         if put is None:
             return
-        values, bad = _numbers(logs)
+        values, bad = numbers(logs)
         kind = "val" if self._in_fit else "test"
         put(EvalEvent(self._offset + self._last_batch + 1, self._epoch, time.time(), values, kind, bad))
 
@@ -226,7 +226,7 @@ class QtMonitor(keras.callbacks.Callback):
         self._read_lr()
         put = self._put
         if put is not None:
-            values, bad = _numbers(logs)
+            values, bad = numbers(logs)
             put(EpochEvent(self._offset, epoch, time.time(), values, bad, self._lr))
         self._pump()
 
@@ -393,38 +393,3 @@ def _keras_entry_frame(frame):
             break
         frame = frame.f_back
     return entry
-
-
-def _numbers(logs) -> tuple[dict[str, float], tuple[str, ...]]:
-    """Metric values as Python floats, and the keys whose values are not single numbers."""
-    values: dict[str, float] = {}
-    bad: tuple[str, ...] = ()
-    if not logs:
-        return values, bad
-    for key, v in logs.items():
-        if type(v) is float:
-            values[key] = v
-            continue
-        f = _as_float(v)
-        if f is None:
-            bad += (str(key),)
-        else:
-            values[str(key)] = f
-    return values, bad
-
-
-def _as_float(v) -> float | None:
-    if v is None or isinstance(v, (bool, str, bytes, dict, list, tuple)):
-        return None
-    if isinstance(v, (int, float)):
-        return float(v)
-    dtype = getattr(v, "dtype", None)
-    if dtype is not None and getattr(dtype, "kind", "f") not in "biuf":
-        return None  # arrays of strings or objects
-    try:
-        size = getattr(v, "size", None)
-        if size is not None and int(size) != 1:
-            return None
-        return float(v.item() if hasattr(v, "item") else v)
-    except Exception:
-        return None

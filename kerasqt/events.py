@@ -4,7 +4,8 @@ Producers (the Keras callback on the training thread, the sine worker on its
 QThread) build these and put them into a ``queue.SimpleQueue``; the receiver
 thread reads them. Every training event carries the global ``step`` so that the
 receiver can put events back in order when Keras dispatches batch hooks on a
-thread pool. No Qt and no Keras imports here.
+thread pool. The training thread queues a batch as a plain tuple, which :func:`drain`
+turns into its :class:`BatchEvent` in the receiving thread. No Qt and no Keras imports here.
 """
 
 from __future__ import annotations
@@ -25,19 +26,36 @@ __all__ = [
     "MessageEvent",
     "SineEvent",
     "StartEvent",
+    "batch_event",
     "drain",
+    "numbers",
 ]
 
 
 def drain(q: queue.SimpleQueue, limit: int = 100_000) -> list:
-    """Everything queued in ``q`` now (at most ``limit`` items), without waiting."""
+    """Everything queued in ``q`` now (at most ``limit`` items), without waiting.
+
+    A batch that the training thread queued as a plain tuple ``(step, epoch, time, logs, lr)``
+    (cheaper for it than building the event) comes out as its :class:`BatchEvent`.
+    """
     items = []
+    get = q.get_nowait
+    append = items.append
     try:
         while len(items) < limit:
-            items.append(q.get_nowait())
+            item = get()
+            append(batch_event(*item) if type(item) is tuple else item)
     except queue.Empty:
         pass
     return items
+
+
+def batch_event(step: int, epoch: int, t: float, logs, lr: float | None) -> BatchEvent:
+    """The :class:`BatchEvent` of one batch's Keras ``logs``."""
+    values, bad = numbers(logs)
+    return BatchEvent(step, epoch, t, values, bad, lr)
+
+
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,3 +142,38 @@ class SineEvent:
 
 
 Event = StartEvent | BatchEvent | EvalEvent | EpochEvent | EndEvent | ErrorEvent | MessageEvent | SineEvent
+
+
+def numbers(logs) -> tuple[dict[str, float], tuple[str, ...]]:
+    """Metric values as Python floats, and the keys whose values are not single numbers."""
+    values: dict[str, float] = {}
+    bad: tuple[str, ...] = ()
+    if not logs:
+        return values, bad
+    for key, v in logs.items():
+        if type(v) is float:
+            values[key] = v
+            continue
+        f = _as_float(v)
+        if f is None:
+            bad += (str(key),)
+        else:
+            values[str(key)] = f
+    return values, bad
+
+
+def _as_float(v) -> float | None:
+    if v is None or isinstance(v, (bool, str, bytes, dict, list, tuple)):
+        return None
+    if isinstance(v, (int, float)):
+        return float(v)
+    dtype = getattr(v, "dtype", None)
+    if dtype is not None and getattr(dtype, "kind", "f") not in "biuf":
+        return None  # arrays of strings or objects
+    try:
+        size = getattr(v, "size", None)
+        if size is not None and int(size) != 1:
+            return None
+        return float(v.item() if hasattr(v, "item") else v)
+    except Exception:
+        return None

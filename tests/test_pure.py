@@ -13,7 +13,7 @@ import pytest
 
 from kerasqt.capture import OutputCapture
 from kerasqt.decimate import Decimator, minmax_decimate
-from kerasqt.events import BatchEvent, EndEvent, EpochEvent, MessageEvent, SineEvent, StartEvent
+from kerasqt.events import BatchEvent, EndEvent, EpochEvent, MessageEvent, SineEvent, StartEvent, drain
 from kerasqt.history import BatchTable, EpochTable, group_of, metric_groups
 from kerasqt.refine import SineRefiner, TrainingRefiner
 
@@ -215,3 +215,19 @@ def test_progress_between_epochs_and_after_the_last_one():
                                                                  EndEvent(6, 0.2)]).progress
     assert (p.epoch, p.step_in_epoch, p.fraction, p.eta_s) == (1, 3, 1.0, 0.0)
     assert p.describe().startswith("epoch 2/2 · step 3/3")
+
+
+def test_drain_builds_the_batch_events_the_training_thread_queued_as_tuples():
+    q = queue.SimpleQueue()
+    q.put(StartEvent(1.0, 2, 10, 32))
+    q.put((1, 0, 2.0, {"loss": 0.5, "acc": np.float32(0.25), "names": ["a"], "vec": np.ones(3)}, 1e-3))
+    q.put((2, 0, 3.0, None, None))
+    q.put(EndEvent(2, 4.0))
+    items = drain(q)
+    assert [type(ev) for ev in items] == [StartEvent, BatchEvent, BatchEvent, EndEvent]
+    first, second = items[1], items[2]
+    assert (first.step, first.epoch, first.time, first.lr) == (1, 0, 2.0, 1e-3)
+    assert first.values == {"loss": 0.5, "acc": 0.25} and type(first.values["acc"]) is float
+    assert first.bad == ("names", "vec")  # not single numbers: reported, not plotted
+    assert second.values == {} and second.bad == () and second.lr is None
+    assert drain(q) == []
