@@ -22,9 +22,11 @@ One model like ``../shared/bench``'s MLP (64-256-256-1, batch 256, mean squared 
   ``async_safe``: Keras then runs every batch hook synchronously);
 * ``csvlogger``: ``keras.callbacks.CSVLogger``.
 
-Rounds as in ``bench_fit.py``: each round's variants in a rotating order, bracketed by two
-bare fits; a variant's ratio in a round is its time over the mean of the two; the median
-over rounds is reported with its interquartile range.
+Rounds as in ``bench_fit.py`` (``common.paired_rounds``): the variants in a rotating order,
+each between two bare fits; a variant's ratio in a round is its time over the mean of the
+two; the median over rounds is reported with its interquartile range. (The H200 figures in
+``results_h200.json`` were measured before this: there a round's variants all ran between
+one pair of bare fits.)
 
     KERAS_BACKEND=jax python benchmarks/bench_backend.py --out jax.json
 """
@@ -47,7 +49,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
-from common import load_average, median, percentile, write  # noqa: E402
+from common import load_average, median, paired_rounds, ratio_figures, write  # noqa: E402
 
 
 def build(n: int, seed: int = 0):
@@ -183,30 +185,17 @@ def main() -> None:
 
     for name in names:  # warm-up: one short fit per variant
         fit(name, part=batch * 50)
-    times: dict[str, list[float]] = {n: [] for n in names}
-    paired: dict[str, list[float]] = {n: [] for n in names}
     monitor_runs: dict[str, list[dict]] = {n: [] for n in ours}
     load_before = load_average()
     others = [n for n in names if n != "bare"]
-    bare_before = fit("bare")["seconds"]
-    times["bare"].append(bare_before)
-    for r in range(args.rounds):
-        order = others[r % len(others):] + others[: r % len(others)]
-        this = {}
-        for name in order:
-            rec = fit(name)
-            this[name] = rec["seconds"]
-            times[name].append(rec["seconds"])
-            if name in ours:
-                monitor_runs[name].append(rec)
-        bare_after = fit("bare")["seconds"]
-        times["bare"].append(bare_after)
-        ref = (bare_before + bare_after) / 2
-        this["bare"] = ref
-        for name in names:
-            paired[name].append(this[name] / ref)
-        bare_before = bare_after
-        print(f"round {r + 1}/{args.rounds}: " + ", ".join(f"{n} {this[n] / ref:.3f}" for n in names), flush=True)
+
+    def timed(name: str) -> float:
+        rec = fit(name)
+        if name in ours:
+            monitor_runs[name].append(rec)
+        return rec["seconds"]
+
+    times, paired = paired_rounds(timed, others, args.rounds)
 
     base = median(times["bare"])
     total = epochs * steps
@@ -225,10 +214,7 @@ def main() -> None:
         "raw": {"times": times, "paired_ratios": paired, "monitor_runs": monitor_runs},
     }
     for name in others:
-        ratios = paired[name]
-        figures[f"fit_overhead_ratio_{name}"] = round(median(ratios), 4)
-        figures[f"fit_overhead_ratio_{name}_iqr"] = round(percentile(ratios, 75) - percentile(ratios, 25), 4)
-        figures[f"extra_us_per_step_{name}"] = round((median(times[name]) - base) / total * 1e6, 1)
+        figures.update(ratio_figures(f"fit_overhead_ratio_{name}", name, times, paired, total))
     for name in ours:
         runs = monitor_runs[name]
         figures[f"{name}_thread_ms_per_fit"] = round(median([r["thread_s"] for r in runs]) * 1e3, 2)

@@ -16,9 +16,8 @@ trains the same kind of steps):
 * ``livelossplot``: ``PlotLossesKeras`` with its Matplotlib output written to a file
   (pyplot on Agg; it redraws after each epoch, and in a script it pauses 0.1 s there).
 
-Each round runs the variants in a rotating order (round r starts at the r-th), with a
-``bare`` fit before and after each: ``bare``, A, ``bare``, B, ``bare``, ... A variant's
-ratio in a round is its time over the mean of the two ``bare`` fits beside it, so a
+Rounds (``common.paired_rounds``): the variants in a rotating order, each between two
+``bare`` fits; a variant's ratio in a round is its time over the mean of the two, so a
 change in the machine's speed (this shared 2-core machine switches between a fast and
 a slower state every minute or so) cancels unless it falls inside those three fits;
 the figure is the median over the rounds, with their spread (interquartile range)
@@ -41,7 +40,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import load_average, median, parse_args, percentile, setup_env, write
+from common import load_average, median, paired_rounds, parse_args, percentile, ratio_figures, setup_env, write
 
 
 def build(steps_per_epoch: int, seed: int = 0):
@@ -179,30 +178,17 @@ def main() -> None:
     print("warm-up: one fit per variant", flush=True)
     for name in names:
         fit(name, part=32 * 100)
-    times: dict[str, list[float]] = {n: [] for n in names}
-    paired: dict[str, list[float]] = {n: [] for n in names}
-    log_paired: list[float] = []
     monitor_runs = []
     load_before = load_average()
-    others = [n for n in names if n != "bare"]
-    bare_before = fit("bare")["seconds"]
-    times["bare"].append(bare_before)
-    for r in range(rounds):
-        order = others[r % len(others):] + others[: r % len(others)]
-        this = {"bare": 1.0}
-        for name in order:  # bare, variant, bare, variant, ..., bare: each variant between two bare fits
-            rec = fit(name)
-            bare_after = fit("bare")["seconds"]
-            times[name].append(rec["seconds"])
-            times["bare"].append(bare_after)
-            this[name] = rec["seconds"] / ((bare_before + bare_after) / 2)
-            bare_before = bare_after
-            if name == "qtmonitor":
-                monitor_runs.append(rec)
-        for name in names:
-            paired[name].append(this[name])
-        log_paired.append(this["qtmonitor"] / this["qtmonitor_no_log"])
-        print(f"round {r + 1}/{rounds}: " + ", ".join(f"{n} {this[n]:.3f}" for n in names), flush=True)
+
+    def timed(name: str) -> float:
+        rec = fit(name)
+        if name == "qtmonitor":
+            monitor_runs.append(rec)
+        return rec["seconds"]
+
+    times, paired = paired_rounds(timed, [n for n in names if n != "bare"], rounds)
+    log_paired = [a / b for a, b in zip(paired["qtmonitor"], paired["qtmonitor_no_log"], strict=True)]
     monitor.close()
     settle(app, 0.2)
 
@@ -221,13 +207,9 @@ def main() -> None:
         "load_average_after": load_average(),
         "raw": {"times": times, "paired_ratios": paired, "monitor_runs": monitor_runs},
     }
-    for name in names:
-        if name == "bare":
-            continue
+    for name in names[1:]:
         key = "fit_overhead_ratio" if name == "qtmonitor" else f"fit_overhead_ratio_{name}"
-        figures[key] = round(median(paired[name]), 4)
-        figures[f"{key}_iqr"] = round(percentile(paired[name], 75) - percentile(paired[name], 25), 4)
-        figures[f"extra_us_per_step_{name}"] = round((median(times[name]) - base) / total_steps * 1e6, 1)
+        figures.update(ratio_figures(key, name, times, paired, total_steps))
     figures["run_log_cost_points"] = round(100 * (median(log_paired) - 1), 2)
     figures["run_log_cost_points_iqr"] = round(100 * (percentile(log_paired, 75) - percentile(log_paired, 25)), 2)
     figures["run_log_write_ms_per_fit"] = round(median([r["log_write_s"] for r in monitor_runs]) * 1e3, 2)

@@ -64,6 +64,43 @@ def load_average() -> list[float]:
         return []
 
 
+def paired_rounds(fit, variants: list[str], rounds: int, log=print) -> tuple[dict, dict]:
+    """Time ``fit(name)`` (seconds) for every variant ``rounds`` times, each between two bare fits.
+
+    Round r runs the variants in a rotating order (starting at the r-th) as ``bare``, A,
+    ``bare``, B, ..., ``bare`` (a bare fit is shared by its neighbours). A variant's ratio in a
+    round is its time over the mean of the two bare fits beside it, so that a change in the
+    machine's speed cancels unless it falls inside those three fits. Returns ``(times,
+    paired)``: each name's seconds, and each name's ratios by round (``bare``: 1.0).
+    """
+    times: dict[str, list[float]] = {n: [] for n in ["bare", *variants]}
+    paired: dict[str, list[float]] = {n: [] for n in ["bare", *variants]}
+    bare_before = fit("bare")
+    times["bare"].append(bare_before)
+    for r in range(rounds):
+        k = r % len(variants)
+        this = {"bare": 1.0}
+        for name in variants[k:] + variants[:k]:
+            seconds = fit(name)
+            bare_after = fit("bare")
+            times[name].append(seconds)
+            times["bare"].append(bare_after)
+            this[name] = seconds / ((bare_before + bare_after) / 2)
+            bare_before = bare_after
+        for name, ratio in this.items():
+            paired[name].append(ratio)
+        log(f"round {r + 1}/{rounds}: " + ", ".join(f"{n} {this[n]:.3f}" for n in paired), flush=True)
+    return times, paired
+
+
+def ratio_figures(key: str, name: str, times: dict, paired: dict, steps: int) -> dict:
+    """``key`` (the median paired ratio of ``name``), its interquartile range, and its extra time per step."""
+    ratios = paired[name]
+    return {key: round(median(ratios), 4),
+            f"{key}_iqr": round(percentile(ratios, 75) - percentile(ratios, 25), 4),
+            f"extra_us_per_step_{name}": round((median(times[name]) - median(times["bare"])) / steps * 1e6, 1)}
+
+
 def noisy_curves(n: int, keys=("loss", "accuracy", "mae", "auc"), seed: int = 0):
     """Realistic per-batch metric curves of ``n`` steps: a decaying trend, noise, rare spikes.
 
