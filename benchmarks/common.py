@@ -64,7 +64,7 @@ def load_average() -> list[float]:
         return []
 
 
-def paired_rounds(fit, variants: list[str], rounds: int, log=print) -> tuple[dict, dict]:
+def paired_rounds(fit, variants: list[str], rounds: int) -> tuple[dict, dict]:
     """Time ``fit(name)`` (seconds) for every variant ``rounds`` times, each between two bare fits.
 
     Round r runs the variants in a rotating order (starting at the r-th) as ``bare``, A,
@@ -89,7 +89,7 @@ def paired_rounds(fit, variants: list[str], rounds: int, log=print) -> tuple[dic
             bare_before = bare_after
         for name, ratio in this.items():
             paired[name].append(ratio)
-        log(f"round {r + 1}/{rounds}: " + ", ".join(f"{n} {this[n]:.3f}" for n in paired), flush=True)
+        print(f"round {r + 1}/{rounds}: " + ", ".join(f"{n} {this[n]:.3f}" for n in paired), flush=True)
     return times, paired
 
 

@@ -96,7 +96,7 @@ def main() -> None:
         "load_average_start": load_start,
         "load_average_end": load_average(),
         "seconds": round(time.monotonic() - started),
-        "jax_gpu": "not measured: no GPU machine was lent to this run",
+        "gpu": "not part of make bench: bench_backend.py on a GPU machine (results_h200.json)",
     }
     results["targets"] = {key: {"limit": limit, "kind": kind, "value": results.get(key),
                                 "met": _met(results.get(key), limit, kind)} for key, limit, kind in TARGETS}

@@ -155,6 +155,7 @@ class QtMonitor(keras.callbacks.Callback):
         from .qtapp import in_main_thread
 
         self.runs += 1
+        self._put = None  # the last run's queue, if its fit raised: nothing reads it any more
         self._reset_counters()
         self._end_capture()  # the last run's, if its fit raised before its receiver noticed
         self._in_fit = True
@@ -208,8 +209,12 @@ class QtMonitor(keras.callbacks.Callback):
             return
         if batch > self._last_batch:
             self._last_batch = batch
+        try:
+            logs = dict(logs) if logs else None  # Keras gives a new dict per batch; a caller might reuse one
+        except Exception:
+            pass  # not a mapping: the receiver reports it as unreadable
         # A plain tuple: the receiver's drain builds the BatchEvent, off the training thread's clock.
-        put((self._offset + batch + 1, self._epoch, time.time(), dict(logs) if logs else None, self._lr))
+        put((self._offset + batch + 1, self._epoch, time.time(), logs, self._lr))
 
     def on_test_end(self, logs=None) -> None:
         put = self._put

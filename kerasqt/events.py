@@ -51,11 +51,12 @@ def drain(q: queue.SimpleQueue, limit: int = 100_000) -> list:
 
 
 def batch_event(step: int, epoch: int, t: float, logs, lr: float | None) -> BatchEvent:
-    """The :class:`BatchEvent` of one batch's Keras ``logs``."""
-    values, bad = numbers(logs)
+    """The :class:`BatchEvent` of one batch's Keras ``logs`` (logs it cannot read: all ``bad``)."""
+    try:
+        values, bad = numbers(logs)
+    except Exception:  # logs that fail while read: the batch still counts, its values do not
+        values, bad = {}, ("(unreadable logs)",)
     return BatchEvent(step, epoch, t, values, bad, lr)
-
-
 
 
 @dataclass(frozen=True, slots=True)

@@ -941,8 +941,32 @@ def test_fit_in_a_thread_without_a_window_is_logged(tmp_path):
     assert not t.is_alive()
     assert mon.window is None
     assert len(box["warnings"]) == 1 and "no window is open" in box["warnings"][0], box
+    assert not mon._log_follower.is_alive()  # the log's thread ended with the run
     run = read_run(mon.log_path)
     assert run.ended and run.count(BatchEvent) == 16 and run.count(EpochEvent) == 2
+    first = mon.log_path
+
+    def raising():  # the next run raises: its log ends with an error line, the first log stays whole
+        class Boom(keras.callbacks.Callback):
+            def on_train_batch_end(self, batch, logs=None):
+                if batch == 3:
+                    raise ValueError("boom")
+
+        with warnings.catch_warnings(record=True), pytest.raises(ValueError):
+            warnings.simplefilter("always")
+            _model().fit(x, y, epochs=2, batch_size=32, verbose=0, callbacks=[mon, Boom()])
+
+    t = threading.Thread(target=raising)
+    t.start()
+    t.join(120)
+    assert mon.log_path != first
+    deadline = time.monotonic() + 10
+    while not read_run(mon.log_path).ended and time.monotonic() < deadline:
+        time.sleep(0.1)
+    run = read_run(mon.log_path)
+    errors = [ev for ev in run.events if isinstance(ev, ErrorEvent)]
+    assert run.ended and len(errors) == 1 and "without finishing" in errors[0].message
+    assert run.count(BatchEvent) >= 3 and read_run(first).count(BatchEvent) == 16
 
 
 def test_two_windows_in_one_process(qtbot, tmp_path):

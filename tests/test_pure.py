@@ -231,3 +231,16 @@ def test_drain_builds_the_batch_events_the_training_thread_queued_as_tuples():
     assert first.bad == ("names", "vec")  # not single numbers: reported, not plotted
     assert second.values == {} and second.bad == () and second.lr is None
     assert drain(q) == []
+
+
+def test_drain_keeps_a_batch_whose_logs_cannot_be_read():
+    class Broken(dict):
+        def items(self):
+            raise RuntimeError("broken logs")
+
+    q = queue.SimpleQueue()
+    q.put((7, 1, 5.0, Broken(loss=1.0), None))
+    q.put((8, 1, 6.0, {"loss": 0.5}, None))
+    first, second = drain(q)  # the bad one neither raises nor takes the next one with it
+    assert (first.step, first.values, first.bad) == (7, {}, ("(unreadable logs)",))
+    assert (second.step, second.values) == (8, {"loss": 0.5})

@@ -198,6 +198,24 @@ def test_follower_waits_for_the_runs_own_error_before_writing_its_own(tmp_path):
     assert len(errors) == 1 and "without finishing" in errors[0].message
 
 
+def test_follower_woken_at_the_end_writes_it_at_once(tmp_path):
+    """The end of a run wakes the log thread: fit does not wait out the thread's sleep."""
+    from kerasqt.runlog import LogFollower
+
+    q = queue.SimpleQueue()
+    w = RunLogWriter.create(tmp_path, kind="training")
+    f = LogFollower(q, w, interval=60.0)
+    f.start()
+    q.put((1, 0, T0, {"loss": 1.0}, None))  # a batch as the training thread queues it
+    q.put(EndEvent(1, T0 + 1))
+    t0 = time.monotonic()
+    f.wake()
+    f.join(5)
+    assert not f.is_alive() and w.closed and time.monotonic() - t0 < 5
+    run = read_run(w.path)
+    assert run.ended and [ev.values for ev in run.events if isinstance(ev, BatchEvent)] == [{"loss": 1.0}]
+
+
 def test_names_do_not_collide(tmp_path):
     w = RunLogWriter.create(tmp_path, kind="training")
     w2 = RunLogWriter.create(tmp_path, kind="training")  # the same second: a suffix, not the same file
