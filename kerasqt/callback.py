@@ -308,7 +308,7 @@ class QtMonitor(keras.callbacks.Callback):
         """
         follower, self._log_follower = self._log_follower, None
         if follower is not None:
-            follower.stop()
+            follower.stop(run_over=True)  # the last run is over: its log ends, with an error if it raised
         self._log = None
         self.tap = None
         self.log_path = None

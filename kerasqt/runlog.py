@@ -322,6 +322,7 @@ class LogFollower(threading.Thread):
         self.alive_every = alive_every
         self._stop_flag = threading.Event()
         self._wakeup = threading.Event()
+        self._run_over = False
 
     def run(self) -> None:
         next_alive = time.monotonic() + self.alive_every
@@ -348,6 +349,8 @@ class LogFollower(threading.Thread):
             rest = drain(self.events) if not self.writer.closed else []
             if rest:
                 self.writer.write(rest)
+            if self._run_over and not self.writer.closed:  # a next run began: this one will not end
+                self.writer.write([ErrorEvent(time.time(), "fit ended without finishing (it raised an exception)")])
         except RunLogError:
             pass  # the writer closed itself and kept the reason in writer.error
         finally:
@@ -357,8 +360,13 @@ class LogFollower(threading.Thread):
         """End the current wait now: the run's end is queued (any thread)."""
         self._wakeup.set()
 
-    def stop(self, timeout: float | None = 2.0) -> None:
-        """Write what is queued, close the log and end the thread (any other thread)."""
+    def stop(self, timeout: float | None = 2.0, *, run_over: bool = False) -> None:
+        """Write what is queued, close the log and end the thread (any other thread).
+
+        ``run_over``: the run is over (the monitor began another) even if no end or error was
+        queued: a log still open then ends with an error line, like after ``fit`` raised.
+        """
+        self._run_over = run_over
         self._stop_flag.set()
         self._wakeup.set()
         if self.is_alive():

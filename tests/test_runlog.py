@@ -216,6 +216,27 @@ def test_follower_woken_at_the_end_writes_it_at_once(tmp_path):
     assert run.ended and [ev.values for ev in run.events if isinstance(ev, BatchEvent)] == [{"loss": 1.0}]
 
 
+@pytest.mark.parametrize("run_over", [True, False])
+def test_follower_stopped_by_the_next_run_ends_the_log(tmp_path, run_over):
+    """A run that raised, then the monitor's next run at once: the old log still gets its end."""
+    from kerasqt.runlog import LogFollower
+
+    q = queue.SimpleQueue()
+    w = RunLogWriter.create(tmp_path, kind="training")
+    f = LogFollower(q, w, alive=lambda: True, interval=60.0)  # alive: it never finds fit gone itself
+    f.start()
+    q.put((1, 0, T0, {"loss": 1.0}, None))
+    f.stop(run_over=run_over)
+    assert not f.is_alive() and w.closed
+    run = read_run(w.path)
+    assert run.count(BatchEvent) == 1
+    errors = [ev for ev in run.events if isinstance(ev, ErrorEvent)]
+    if run_over:
+        assert run.ended and len(errors) == 1 and "without finishing" in errors[0].message
+    else:  # stopped for another reason (the process ends): what came is kept, no end is made up
+        assert not run.ended and not errors
+
+
 def test_names_do_not_collide(tmp_path):
     w = RunLogWriter.create(tmp_path, kind="training")
     w2 = RunLogWriter.create(tmp_path, kind="training")  # the same second: a suffix, not the same file
