@@ -28,6 +28,7 @@ __all__ = [
     "StartEvent",
     "batch_event",
     "drain",
+    "fit_gone",
     "numbers",
 ]
 
@@ -122,6 +123,11 @@ class ErrorEvent:
 
     time: float
     message: str
+
+
+def fit_gone(now: float) -> ErrorEvent:
+    """The error that ends a run whose ``fit`` left without an end or error event of its own."""
+    return ErrorEvent(now, "fit ended without finishing (it raised an exception)")
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,7 +21,7 @@ from collections.abc import Callable
 
 from PyQt5.QtCore import QObject, pyqtSignal, pyqtSlot
 
-from .events import EndEvent, ErrorEvent, MessageEvent, drain
+from .events import EndEvent, ErrorEvent, MessageEvent, drain, fit_gone
 
 __all__ = ["Receiver"]
 
@@ -128,7 +128,7 @@ class Receiver(QObject):
                     elif not gone:  # ask once more: the producer's own end or error may be on its way
                         gone = True
                     else:
-                        error = ErrorEvent(time.time(), "fit ended without finishing (it raised an exception)")
+                        error = fit_gone(time.time())
                         if self.tap is not None:
                             self._guard(self.tap, [error])
                         pending.append(error)

@@ -44,6 +44,7 @@ from .events import (
     SineEvent,
     StartEvent,
     drain,
+    fit_gone,
 )
 
 __all__ = [
@@ -344,13 +345,12 @@ class LogFollower(threading.Thread):
                     elif not gone:
                         gone = True
                     else:
-                        self.writer.write([ErrorEvent(time.time(), "fit ended without finishing "
-                                                                   "(it raised an exception)")])
+                        self.writer.write([fit_gone(time.time())])
             rest = drain(self.events) if not self.writer.closed else []
             if rest:
                 self.writer.write(rest)
             if self._run_over and not self.writer.closed:  # a next run began: this one will not end
-                self.writer.write([ErrorEvent(time.time(), "fit ended without finishing (it raised an exception)")])
+                self.writer.write([fit_gone(time.time())])
         except RunLogError:
             pass  # the writer closed itself and kept the reason in writer.error
         finally:
