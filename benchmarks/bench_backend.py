@@ -49,7 +49,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
-from common import load_average, median, paired_rounds, ratio_figures, write  # noqa: E402
+from common import load_average, median, paired_rounds, print_ratios, rounds_figures, write  # noqa: E402
 
 
 def build(n: int, seed: int = 0):
@@ -200,34 +200,17 @@ def main() -> None:
 
     times, paired = paired_rounds(timed, others, args.rounds)
 
-    base = median(times["bare"])
     total = epochs * steps
-    figures = {
-        "model": "MLP 64-256-256-1, batch 256, adam, mse + mae",
-        "backend": keras.backend.backend(),
-        "keras": keras.__version__,
-        "device": _device(),
-        "epochs": epochs,
-        "steps_per_epoch": steps,
-        "rounds": args.rounds,
-        "bare_ms_per_step": round(base / total * 1e3, 4),
-        "bare_fit_s": round(base, 3),
-        "load_average_before": load_before,
-        "load_average_after": load_average(),
-        "raw": {"times": times, "paired_ratios": paired, "monitor_runs": monitor_runs},
-    }
-    for name in others:
-        figures.update(ratio_figures(f"fit_overhead_ratio_{name}", name, times, paired, total))
+    keys = {n: f"fit_overhead_ratio_{n}" for n in others}
+    figures = rounds_figures("MLP 64-256-256-1, batch 256, adam, mse + mae", epochs, steps, times, paired, keys,
+                             load_before, {"monitor_runs": monitor_runs}, device=_device())
     for name in ours:
         runs = monitor_runs[name]
         figures[f"{name}_thread_ms_per_fit"] = round(median([r["thread_s"] for r in runs]) * 1e3, 2)
         figures[f"{name}_logged_all_batches"] = all(r["logged_batches"] == total and r["ended"] for r in runs)
-    print(f"{figures['backend']} on {figures['device']}: bare fit {base:.2f} s ({figures['bare_ms_per_step']} ms/step);"
-          f" ratios, median of {args.rounds} paired rounds:")
-    for name in others:
-        key = f"fit_overhead_ratio_{name}"
-        print(f"  {name:<17} {figures[key]:.3f} (IQR {figures[key + '_iqr']:.3f}, "
-              f"{figures[f'extra_us_per_step_{name}']:+.1f} us/step)")
+    print(f"{figures['backend']} on {figures['device']}: bare fit {figures['bare_fit_s']:.2f} s "
+          f"({figures['bare_ms_per_step']} ms/step); ratios, median of {args.rounds} paired rounds:")
+    print_ratios(figures, keys)
     for name in ours:
         print(f"  {name}: log thread {figures[f'{name}_thread_ms_per_fit']} ms per fit, every batch logged: "
               f"{figures[f'{name}_logged_all_batches']}")

@@ -40,7 +40,17 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import load_average, median, paired_rounds, parse_args, percentile, ratio_figures, setup_env, write
+from common import (
+    load_average,
+    median,
+    paired_rounds,
+    parse_args,
+    percentile,
+    print_ratios,
+    rounds_figures,
+    setup_env,
+    write,
+)
 
 
 def build(steps_per_epoch: int, seed: int = 0):
@@ -129,7 +139,6 @@ def settle(app, seconds: float) -> None:
 def main() -> None:
     args = parse_args(__doc__)
     setup_env()
-    import keras
     import matplotlib.pyplot as plt
 
     from kerasqt import QtMonitor
@@ -192,24 +201,9 @@ def main() -> None:
     monitor.close()
     settle(app, 0.2)
 
-    base = median(times["bare"])
-    total_steps = epochs * steps
-    figures = {
-        "model": "MLP 16-32-1, batch 32, adam, binary cross-entropy + accuracy, with validation data",
-        "backend": keras.backend.backend(),
-        "keras": keras.__version__,
-        "epochs": epochs,
-        "steps_per_epoch": steps,
-        "rounds": rounds,
-        "bare_ms_per_step": round(base / total_steps * 1e3, 4),
-        "bare_fit_s": round(base, 3),
-        "load_average_before": load_before,
-        "load_average_after": load_average(),
-        "raw": {"times": times, "paired_ratios": paired, "monitor_runs": monitor_runs},
-    }
-    for name in names[1:]:
-        key = "fit_overhead_ratio" if name == "qtmonitor" else f"fit_overhead_ratio_{name}"
-        figures.update(ratio_figures(key, name, times, paired, total_steps))
+    keys = {n: "fit_overhead_ratio" if n == "qtmonitor" else f"fit_overhead_ratio_{n}" for n in names[1:]}
+    figures = rounds_figures("MLP 16-32-1, batch 32, adam, binary cross-entropy + accuracy, with validation data",
+                             epochs, steps, times, paired, keys, load_before, {"monitor_runs": monitor_runs})
     figures["run_log_cost_points"] = round(100 * (median(log_paired) - 1), 2)
     figures["run_log_cost_points_iqr"] = round(100 * (percentile(log_paired, 75) - percentile(log_paired, 25)), 2)
     figures["run_log_write_ms_per_fit"] = round(median([r["log_write_s"] for r in monitor_runs]) * 1e3, 2)
@@ -220,11 +214,9 @@ def main() -> None:
     all_frames = [ms for r in monitor_runs for ms in r["frame_ms"]]
     figures["frame_ms_during_fit_median"] = round(median(all_frames), 2) if all_frames else None
     figures["draw_ms_per_fit"] = round(median([sum(r["frame_ms"]) for r in monitor_runs]), 1)
-    print(f"bare fit {base:.2f} s ({figures['bare_ms_per_step']} ms/step); ratios (median of {rounds} paired):")
-    for name in names[1:]:
-        key = "fit_overhead_ratio" if name == "qtmonitor" else f"fit_overhead_ratio_{name}"
-        print(f"  {name:<15} {figures[key]:.3f} (IQR {figures[key + '_iqr']:.3f}, "
-              f"{figures[f'extra_us_per_step_{name}']:+.1f} us/step)")
+    print(f"bare fit {figures['bare_fit_s']:.2f} s ({figures['bare_ms_per_step']} ms/step); ratios (median of "
+          f"{rounds} paired):")
+    print_ratios(figures, keys)
     print(f"  run log: {figures['run_log_cost_points']:+.2f} points paired (IQR {figures['run_log_cost_points_iqr']}); "
           f"writer {figures['run_log_write_ms_per_fit']} ms per fit, a bound of "
           f"{figures['run_log_cost_bound_points']} points")

@@ -93,12 +93,43 @@ def paired_rounds(fit, variants: list[str], rounds: int) -> tuple[dict, dict]:
     return times, paired
 
 
-def ratio_figures(key: str, name: str, times: dict, paired: dict, steps: int) -> dict:
-    """``key`` (the median paired ratio of ``name``), its interquartile range, and its extra time per step."""
-    ratios = paired[name]
-    return {key: round(median(ratios), 4),
-            f"{key}_iqr": round(percentile(ratios, 75) - percentile(ratios, 25), 4),
-            f"extra_us_per_step_{name}": round((median(times[name]) - median(times["bare"])) / steps * 1e6, 1)}
+def rounds_figures(model: str, epochs: int, steps_per_epoch: int, times: dict, paired: dict, keys: dict,
+                   load_before: list, raw: dict, **fields) -> dict:
+    """The figures of :func:`paired_rounds`: the model, the machine, the bare fit, and for each
+    variant (``keys``: name -> figure key) its median ratio, their interquartile range and its
+    extra time per step. ``fields`` go after the Keras version; ``raw`` into ``raw``."""
+    import keras
+
+    base = median(times["bare"])
+    steps = epochs * steps_per_epoch
+    figures = {
+        "model": model,
+        "backend": keras.backend.backend(),
+        "keras": keras.__version__,
+        **fields,
+        "epochs": epochs,
+        "steps_per_epoch": steps_per_epoch,
+        "rounds": len(paired["bare"]),
+        "bare_ms_per_step": round(base / steps * 1e3, 4),
+        "bare_fit_s": round(base, 3),
+        "load_average_before": load_before,
+        "load_average_after": load_average(),
+        "raw": {"times": times, "paired_ratios": paired, **raw},
+    }
+    for name, key in keys.items():
+        ratios = paired[name]
+        figures[key] = round(median(ratios), 4)
+        figures[f"{key}_iqr"] = round(percentile(ratios, 75) - percentile(ratios, 25), 4)
+        figures[f"extra_us_per_step_{name}"] = round((median(times[name]) - base) / steps * 1e6, 1)
+    return figures
+
+
+def print_ratios(figures: dict, keys: dict) -> None:
+    """One line per variant: its median ratio, their spread and its extra time per step."""
+    width = max(map(len, keys)) + 2
+    for name, key in keys.items():
+        print(f"  {name:<{width}}{figures[key]:.3f} (IQR {figures[key + '_iqr']:.3f}, "
+              f"{figures[f'extra_us_per_step_{name}']:+.1f} us/step)")
 
 
 def noisy_curves(n: int, keys=("loss", "accuracy", "mae", "auc"), seed: int = 0):
