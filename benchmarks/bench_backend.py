@@ -198,7 +198,7 @@ def main() -> None:
             monitor_runs[name].append(rec)
         return rec["seconds"]
 
-    times, paired = paired_rounds(timed, others, args.rounds)
+    times, paired, _ = paired_rounds(timed, others, args.rounds, focus="qtmonitor")
 
     total = epochs * steps
     keys = {n: f"fit_overhead_ratio_{n}" for n in others}

@@ -17,14 +17,15 @@ trains the same kind of steps):
   (pyplot on Agg; it redraws after each epoch, and in a script it pauses 0.1 s there).
 
 Rounds (``common.paired_rounds``): the variants in a rotating order, each between two
-``bare`` fits; a variant's ratio in a round is its time over the mean of the two, so a
-change in the machine's speed (this shared 2-core machine switches between a fast and
-a slower state every minute or so) cancels unless it falls inside those three fits;
-the figure is the median over the rounds, with their spread (interquartile range)
-beside it.
+``bare`` fits; a variant's ratio is its time over the mean of the two, so a change in
+the machine's speed (this shared 2-core machine switches between a fast and a slower
+state every minute or so) cancels unless it falls inside those three fits. ``qtmonitor``
+runs before each of the others (bare, qtmonitor, bare, A, bare, qtmonitor, bare, B, ...):
+its figure, the one with a target close to 1, gets 5 samples a round, the anchors one.
+Each figure is the median of its samples, with their spread (interquartile range).
 
-The run log's cost: ``qtmonitor`` (log on) against ``qtmonitor_no_log`` (the same
-monitor and window, log off), paired within each round; and, as a bound that does
+The run log's cost: ``qtmonitor_no_log`` (the same monitor and window, log off)
+against the ``qtmonitor`` fit just before it; and, as a bound that does
 not depend on the machine's noise, the time the receiver thread spent writing the
 log during the fit over the fit's time (the training thread cannot lose more than
 the writer takes, plus a thread switch).
@@ -144,7 +145,7 @@ def main() -> None:
     from kerasqt import QtMonitor
     from kerasqt.qtapp import ensure_app
 
-    epochs, rounds, fit_seconds = (2, 2, 2.5) if args.quick else (4, 6, 4.0)
+    epochs, rounds, fit_seconds = (2, 1, 2.5) if args.quick else (4, 4, 4.0)
     # Calibrate: steps per epoch such that a bare fit takes about fit_seconds on this machine now.
     model, x, y, val = build(300)
     model.fit(x, y, batch_size=32, epochs=2, verbose=0)  # build, trace, warm
@@ -196,8 +197,10 @@ def main() -> None:
             monitor_runs.append(rec)
         return rec["seconds"]
 
-    times, paired = paired_rounds(timed, [n for n in names if n != "bare"], rounds)
-    log_paired = [a / b for a, b in zip(paired["qtmonitor"], paired["qtmonitor_no_log"], strict=True)]
+    times, paired, sequence = paired_rounds(timed, [n for n in names if n != "bare"], rounds, focus="qtmonitor")
+    # The run log's cost: each fit with the log off against the fit with it on just before it.
+    log_paired = [on / off for (name_on, on), (name, off) in zip(sequence, sequence[1:], strict=False)
+                  if name == "qtmonitor_no_log" and name_on == "qtmonitor"]
     monitor.close()
     settle(app, 0.2)
 
@@ -214,8 +217,8 @@ def main() -> None:
     all_frames = [ms for r in monitor_runs for ms in r["frame_ms"]]
     figures["frame_ms_during_fit_median"] = round(median(all_frames), 2) if all_frames else None
     figures["draw_ms_per_fit"] = round(median([sum(r["frame_ms"]) for r in monitor_runs]), 1)
-    print(f"bare fit {figures['bare_fit_s']:.2f} s ({figures['bare_ms_per_step']} ms/step); ratios (median of "
-          f"{rounds} paired):")
+    print(f"bare fit {figures['bare_fit_s']:.2f} s ({figures['bare_ms_per_step']} ms/step); ratios, median over "
+          f"{rounds} rounds ({figures['samples']['qtmonitor']} fits of QtMonitor, {rounds} of each other):")
     print_ratios(figures, keys)
     print(f"  run log: {figures['run_log_cost_points']:+.2f} points paired (IQR {figures['run_log_cost_points_iqr']}); "
           f"writer {figures['run_log_write_ms_per_fit']} ms per fit, a bound of "

@@ -64,33 +64,45 @@ def load_average() -> list[float]:
         return []
 
 
-def paired_rounds(fit, variants: list[str], rounds: int) -> tuple[dict, dict]:
+def paired_rounds(fit, variants: list[str], rounds: int, focus: str | None = None) -> tuple[dict, dict, list]:
     """Time ``fit(name)`` (seconds) for every variant ``rounds`` times, each between two bare fits.
 
     Round r runs the variants in a rotating order (starting at the r-th) as ``bare``, A,
-    ``bare``, B, ..., ``bare`` (a bare fit is shared by its neighbours). A variant's ratio in a
-    round is its time over the mean of the two bare fits beside it, so that a change in the
-    machine's speed cancels unless it falls inside those three fits. Returns ``(times,
-    paired)``: each name's seconds, and each name's ratios by round (``bare``: 1.0).
+    ``bare``, B, ..., ``bare`` (a bare fit is shared by its neighbours). A variant's ratio is
+    its time over the mean of the two bare fits beside it, so that a change in the machine's
+    speed cancels unless it falls inside those three fits. ``focus`` (one of ``variants``)
+    runs before each of the others instead of once a round (``bare``, F, ``bare``, A,
+    ``bare``, F, ``bare``, B, ...): the figure that must be the most precise gets as many
+    samples as all the others together. Returns ``(times, paired, sequence)``: each name's
+    seconds, each name's ratios (``bare``: 1.0 per round), and ``(name, ratio)`` in the order
+    they ran.
     """
+    others = [n for n in variants if n != focus]
     times: dict[str, list[float]] = {n: [] for n in ["bare", *variants]}
     paired: dict[str, list[float]] = {n: [] for n in ["bare", *variants]}
+    sequence: list[tuple[str, float]] = []
     bare_before = fit("bare")
     times["bare"].append(bare_before)
     for r in range(rounds):
-        k = r % len(variants)
-        this = {"bare": 1.0}
-        for name in variants[k:] + variants[:k]:
+        k = r % len(others)
+        order = others[k:] + others[:k]
+        if focus is not None:
+            order = [name for other in order for name in (focus, other)]
+        paired["bare"].append(1.0)
+        this: dict[str, list[float]] = {}
+        for name in order:
             seconds = fit(name)
             bare_after = fit("bare")
             times[name].append(seconds)
             times["bare"].append(bare_after)
-            this[name] = seconds / ((bare_before + bare_after) / 2)
-            bare_before = bare_after
-        for name, ratio in this.items():
+            ratio = seconds / ((bare_before + bare_after) / 2)
             paired[name].append(ratio)
-        print(f"round {r + 1}/{rounds}: " + ", ".join(f"{n} {this[n]:.3f}" for n in paired), flush=True)
-    return times, paired
+            this.setdefault(name, []).append(ratio)
+            sequence.append((name, ratio))
+            bare_before = bare_after
+        print(f"round {r + 1}/{rounds}: " + ", ".join(
+            f"{n} " + "/".join(f"{v:.3f}" for v in this[n]) for n in variants if n in this), flush=True)
+    return times, paired, sequence
 
 
 def rounds_figures(model: str, epochs: int, steps_per_epoch: int, times: dict, paired: dict, keys: dict,
@@ -110,6 +122,7 @@ def rounds_figures(model: str, epochs: int, steps_per_epoch: int, times: dict, p
         "epochs": epochs,
         "steps_per_epoch": steps_per_epoch,
         "rounds": len(paired["bare"]),
+        "samples": {name: len(paired[name]) for name in keys},
         "bare_ms_per_step": round(base / steps * 1e3, 4),
         "bare_fit_s": round(base, 3),
         "load_average_before": load_before,

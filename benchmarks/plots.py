@@ -32,7 +32,8 @@ def make_plots(parts: dict, results: dict, folder: Path) -> list[Path]:
                                       + f"  {medians[i]:.3f}" for i in order])
     ax.axvline(1.0, color="k", lw=0.8)
     ax.axvline(1.03, color="C3", ls="--", lw=1, label="target 1.03")
-    ax.set_xlabel(f"fit time / bare fit time (median of {fit['rounds']} paired rounds; dots: each round)")
+    ax.set_xlabel(f"fit time / bare fit time (median; dots: each fit against the bare fits beside it; "
+                  f"{fit['rounds']} rounds)")
     ax.set_title(f"Per-batch callback overhead, {fit['bare_ms_per_step']} ms/step MLP, TensorFlow CPU\n"
                  f"QtMonitor redraws {fit['redraws_per_s_during_fit']}/s during fit", fontsize=10)
     ax.legend(loc="lower right", fontsize=8)

@@ -113,7 +113,7 @@ def main() -> None:
               f"{'ok' if target['met'] else 'MISSED'}")
     anchors = {k: v for k, v in results.items() if k.startswith("fit_overhead_ratio_") and not k.endswith("_iqr")}
     print(f"  run log, paired wall-clock estimate: {results.get('run_log_cost_points')} points "
-          f"(spread of the rounds, IQR: {results.get('run_log_cost_points_iqr')})")
+          f"(spread, IQR: {results.get('run_log_cost_points_iqr')})")
     print("  anchors: " + ", ".join(f"{k[len('fit_overhead_ratio_'):]} {v}" for k, v in anchors.items()))
     print("\n== for the README (Performance) ==")
     print(markdown_table(results))
@@ -130,12 +130,13 @@ def markdown_table(results: dict) -> str:
              ("`CSVLogger`", "fit_overhead_ratio_csvlogger", "csvlogger"),
              ("`TensorBoard(update_freq='batch')`", "fit_overhead_ratio_tensorboard", "tensorboard"),
              ("livelossplot `PlotLossesKeras` (file output)", "fit_overhead_ratio_livelossplot", "livelossplot")]
-    rows = ["| callback | fit time / bare fit | spread of the rounds (IQR) | extra per step |", "|---|---|---|---|"]
+    rows = ["| callback | fit time / bare fit (median) | spread (IQR) | fits | extra per step |",
+            "|---|---|---|---|---|"]
     for label, key, name in names:
         if key in results:
             extra = d.get(f"extra_us_per_step_{name}", float("nan"))
             rows.append(f"| {label} | {results[key]:.3f} | {results.get(key + '_iqr', float('nan')):.3f} "
-                        f"| {extra:+.0f} µs |")
+                        f"| {d.get('samples', {}).get(name, '?')} | {extra:+.0f} µs |")
     return "\n".join(rows)
 
 

@@ -275,7 +275,7 @@ class QtMonitor(keras.callbacks.Callback):
         end = time.monotonic() + seconds
         while win is not None and win.training.running and time.monotonic() < end:
             self._app.processEvents()
-            time.sleep(0.005)
+            time.sleep(0.001)
         self._app.processEvents()
 
     def _read_lr(self) -> None:

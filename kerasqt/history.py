@@ -9,6 +9,7 @@ given, train and ``val_`` alike.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Mapping
 
 import numpy as np
@@ -16,6 +17,7 @@ import numpy as np
 __all__ = ["BatchTable", "EpochTable", "group_of", "metric_groups"]
 
 _START = 1024
+_VERSIONS = itertools.count()  # every table's every state gets its own number
 
 
 def group_of(key: str) -> str:
@@ -43,6 +45,7 @@ class _Columns:
         self._n = 0
         self._steps = np.empty(_START, np.int64)
         self._cols: dict[str, np.ndarray] = {}
+        self.version = next(_VERSIONS)  # changes whenever the rows do, unique across tables
 
     def __len__(self) -> int:
         return self._n
@@ -93,6 +96,7 @@ class _Columns:
             if name not in columns:
                 col[lo:hi] = np.nan
         self._n = hi
+        self.version = next(_VERSIONS)
         first = lo
         if lo and steps[0] < self._steps[lo - 1]:
             first = self._merge_tail(lo)

@@ -119,6 +119,8 @@ class _Panel:
         self.drawn_view: tuple | None = None  # what the pixels on screen were drawn for (tail blits)
         self.cell: Bbox | None = None  # its share of the figure (display pixels): axes, labels, title
         self.half_drawn: Bbox | None = None  # drawn without its legend yet: the box to put on the screen
+        # name -> (line, what its data was made from, the y range it shows): unchanged lines are skipped
+        self.fed: dict[str, tuple] = {}
 
     def remember_limits(self) -> None:
         self.expected = (self.ax.get_xlim(), self.ax.get_ylim())
@@ -126,8 +128,7 @@ class _Panel:
     def user_changed_limits(self) -> bool:
         if self.expected is None:
             return False
-        return not (np.allclose(self.ax.get_xlim(), self.expected[0]) and
-                    np.allclose(self.ax.get_ylim(), self.expected[1]))
+        return not (_near(self.ax.get_xlim(), self.expected[0]) and _near(self.ax.get_ylim(), self.expected[1]))
 
     @property
     def log(self) -> bool:
@@ -334,6 +335,7 @@ class MetricsPlot(Plot):
         for panel in spare.values():
             for line in panel.lines.values():
                 line.set_data([], [])
+            panel.fed.clear()
             for dec in panel.decimators.values():
                 dec.reset()
             panel.user_view = False
@@ -422,13 +424,12 @@ class MetricsPlot(Plot):
 
     def _still_range(self, panel: _Panel, yr: tuple[float, float] | None) -> tuple[float, float] | None:
         """``yr`` widened to the kept runs' lines of ``panel``."""
-        lo, hi = yr if yr is not None else (math.inf, -math.inf)
-        for line in panel.still:
-            y = np.asarray(line.get_ydata(), float)
-            y = y[np.isfinite(y) & ((y > 0) if panel.log else True)]
-            if len(y):
-                lo, hi = min(lo, float(y.min())), max(hi, float(y.max()))
-        return (lo, hi) if lo <= hi else None
+        ranges = [yr] + [_finite_range(line.get_ydata(), panel.log) for line in panel.still]
+        return _union(ranges)
+
+    def _table(self, kind: str):
+        """The table a line of this kind (``b``, ``s``, ``e`` or ``t``) draws from."""
+        return self.batches if kind in "bs" else (self.tests if kind == "t" else self.epochs)
 
     def _line_data(self, panel: _Panel, name: str, x0: float, x1: float, columns: int):
         kind, key = name.split(":", 1)
@@ -437,25 +438,31 @@ class MetricsPlot(Plot):
                 return (), ()
             y = self.batches.column(key) if kind == "b" else self.batches.smoothed(key)
             return panel.decimators[name].decimate(self.batches.steps, y, x0, x1, columns)
-        table = self.tests if kind == "t" else self.epochs
+        table = self._table(kind)
         if key not in table.names():
             return (), ()
         return table.steps, table.column(key)
 
     def _update_lines(self, panel: _Panel) -> tuple[float, float] | None:
-        """Give every line of ``panel`` its data for the current view; returns the y range shown."""
+        """Give every line of ``panel`` its data for the current view; returns the y range shown.
+
+        A line whose table has not changed since, for the same view (batch lines) and scale,
+        keeps its data and its range: most frames bring new batches, not new epochs.
+        """
         x0, x1 = panel.ax.get_xlim()
         columns = max(int(panel.ax.bbox.width), 50)
-        lo, hi = math.inf, -math.inf
+        log = panel.log
+        ranges = []
         for name, line in panel.lines.items():
-            x, y = self._line_data(panel, name, x0, x1, columns)
-            _set_exact(line, x, y)
-            if len(y):
-                y = np.asarray(y, float)
-                y = y[np.isfinite(y) & ((y > 0) if panel.log else True)]
-                if len(y):
-                    lo, hi = min(lo, float(y.min())), max(hi, float(y.max()))
-        return (lo, hi) if lo <= hi else None
+            kind = name[0]
+            source = (self._table(kind).version, log, (x0, x1, columns) if kind in "bs" else None)
+            fed = panel.fed.get(name)
+            if fed is None or fed[0] is not line or fed[1] != source:
+                x, y = self._line_data(panel, name, x0, x1, columns)
+                _set_exact(line, x, y)
+                fed = panel.fed[name] = (line, source, _finite_range(y, log))
+            ranges.append(fed[2])
+        return _union(ranges)
 
     def _last_step(self) -> int:
         last = 0
@@ -510,7 +517,7 @@ class MetricsPlot(Plot):
                 else:
                     pad = 0.15 * (hi - lo) if hi > lo else max(abs(hi) * 0.1, 0.1)
                     want_y = (lo - pad * more_lo, hi + pad * more_hi)
-                if np.allclose(want_y, (y0, y1)):
+                if _near(want_y, (y0, y1)):
                     want_y = (y0, y1)
         if want_x == (x0, x1) and want_y == (y0, y1):
             return None
@@ -518,20 +525,15 @@ class MetricsPlot(Plot):
 
     def _data_range(self, panel: _Panel, x0: float, x1: float) -> tuple[float, float] | None:
         """Smallest and largest finite value of the panel's lines over ``[x0, x1]`` (raw data)."""
-        lo, hi = math.inf, -math.inf
+        ranges = []
         for name in panel.lines:
             kind, key = name.split(":", 1)
-            table = self.batches if kind in "bs" else (self.tests if kind == "t" else self.epochs)
+            table = self._table(kind)
             col = key + (BatchTable.SMOOTH if kind == "s" else "")
-            if col not in table.names():
-                continue
-            steps = table.steps
-            i, j = np.searchsorted(steps, x0), np.searchsorted(steps, x1, side="right")
-            y = table.column(col)[i:j]
-            y = y[np.isfinite(y) & ((y > 0) if panel.log else True)]
-            if len(y):
-                lo, hi = min(lo, float(y.min())), max(hi, float(y.max()))
-        return (lo, hi) if lo <= hi else None
+            if col in table.names():
+                i, j = np.searchsorted(table.steps, x0), np.searchsorted(table.steps, x1, side="right")
+                ranges.append(_finite_range(table.column(col)[i:j], panel.log))
+        return _union(ranges)
 
     # -- drawing ---------------------------------------------------------------------------------
     def draw_frame(self, force_full: bool = False, allow_full: bool = True, staged: bool = False) -> str | None:
@@ -781,6 +783,28 @@ def _before(steps: np.ndarray, step: int) -> float:
     """The step of the row a new row at ``step`` follows (lines connect them), or ``step`` itself."""
     i = int(np.searchsorted(steps, step))
     return float(steps[i - 1]) if i else float(step)
+
+
+def _near(a, b) -> bool:
+    """``np.allclose`` for two pairs of limits, without numpy's cost per call (a few per frame)."""
+    return all(abs(p - q) <= 1e-8 + 1e-5 * abs(q) for p, q in zip(a, b, strict=True))
+
+
+def _finite_range(y, log: bool) -> tuple[float, float] | None:
+    """Smallest and largest finite value of ``y`` (positive only on a log scale), or None."""
+    if not len(y):
+        return None
+    y = np.asarray(y, float)
+    y = y[np.isfinite(y) & ((y > 0) if log else True)]
+    return (float(y.min()), float(y.max())) if len(y) else None
+
+
+def _union(ranges) -> tuple[float, float] | None:
+    """The range covering every ``(lo, hi)`` given (Nones skipped), or None."""
+    ranges = [r for r in ranges if r is not None]
+    if not ranges:
+        return None
+    return min(r[0] for r in ranges), max(r[1] for r in ranges)
 
 
 def _set_exact(line, x, y) -> None:

@@ -9,6 +9,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from kerasqt.decimate import minmax_decimate
 from kerasqt.events import BatchEvent, EpochEvent, StartEvent
 from kerasqt.plotting import MetricsPlot
 from kerasqt.refine import TrainingRefiner
@@ -70,6 +71,50 @@ def test_steady_frames_blit_a_strip_with_the_pixels_of_a_whole_redraw():
             assert max(strips) < 0.5 * min(p.ax.bbox.width for p in plot.panels.values())
     assert strip_frames >= 30
     assert plot.shown()["val_loss"]["epochs"] == 1
+
+
+def _expected_data(plot: MetricsPlot, panel, name: str):
+    """What a line of ``panel`` must show now, computed afresh from the tables."""
+    kind, key = name.split(":", 1)
+    if kind in "bs":
+        y = plot.batches.column(key) if kind == "b" else plot.batches.smoothed(key)
+        (x0, x1), columns = panel.ax.get_xlim(), max(int(panel.ax.bbox.width), 50)
+        return minmax_decimate(plot.batches.steps, y, x0, x1, columns)
+    table = plot.tests if kind == "t" else plot.epochs
+    return (table.steps, table.column(key)) if key in table.names() else ([], [])
+
+
+def test_every_frame_leaves_each_line_with_the_data_of_its_table_for_the_view():
+    # Lines whose table did not change keep their data between frames (most frames bring
+    # batches, not epochs): what they keep must still be what a fresh computation gives.
+    rng = np.random.default_rng(5)
+    plot, _ = _plot()
+    refiner = TrainingRefiner(0.9)
+    plot.apply(refiner.refine([StartEvent(1000.0, 4, STEPS_PER_EPOCH, 32)]))
+    pos = 0
+    kinds = set()
+    for per_frame in [700, 3, 3] + [90] * 30 + [1] * 5:  # decimated and not, epoch ends, new limits
+        plot.apply(refiner.refine(_events(pos, pos + per_frame, rng)))
+        pos += per_frame
+        kind = plot.draw_frame(staged=True)
+        kinds.add(kind)
+        if kind == "part":
+            continue  # an axes drawn anew: the others catch up in the frames that follow
+        for panel in plot.panels.values():
+            for name, line in panel.lines.items():
+                x, y = _expected_data(plot, panel, name)
+                assert np.array_equal(line.get_xdata(), x), (pos, name)
+                assert np.array_equal(line.get_ydata(), y, equal_nan=True), (pos, name)
+    loss = plot.panels["loss"]
+    loss.ax.set_xlim(500, 900)  # the user zooms in: the same data, decimated for the new view
+    plot.dirty = True
+    plot.draw_frame()
+    x, _ = _expected_data(plot, loss, "b:loss")
+    assert np.array_equal(loss.lines["b:loss"].get_xdata(), x) and len(x) > 400  # the real points
+    plot.set_log_scale(True)  # the same data on another scale: the lines are fed again
+    plot.draw_frame()
+    assert {"blit", "part", "full"} <= kinds and pos > 2 * STEPS_PER_EPOCH
+    assert len(plot.panels["loss"].lines["e:val_loss"].get_xdata()) == 2
 
 
 def test_a_metric_joining_its_group_waits_for_the_next_full_draw():
