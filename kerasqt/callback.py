@@ -298,7 +298,7 @@ class QtMonitor(keras.callbacks.Callback):
             self._log_follower.start()
             self._put = self.events.put
             reason += f"; the run is logged to {self.log_path} (kerasqt replay shows it)"
-        warnings.warn(f"kerasqt: {reason}", RuntimeWarning, stacklevel=3)
+        _warn_outside(f"kerasqt: {reason}")
 
     def _open_log(self) -> None:
         """Start this run's log file (training thread, once per run); a failure only warns.
@@ -318,7 +318,7 @@ class QtMonitor(keras.callbacks.Callback):
         try:
             self._log = RunLogWriter.create(folder, kind="training", title=self.title, smoothing=self.smoothing)
         except OSError as exc:
-            warnings.warn(f"kerasqt: no run log for this run: {exc}", RuntimeWarning, stacklevel=3)
+            _warn_outside(f"kerasqt: no run log for this run: {exc}")
             return
         self.log_path = self._log.path
         self.tap = self._log.write  # the receiver thread writes what it drains
@@ -385,6 +385,20 @@ class QtMonitor(keras.callbacks.Callback):
         self._app = None
         if self.stop_on_close:
             self.stop_training()
+
+
+def _internal(frame) -> bool:
+    name = frame.f_globals.get("__name__", "")
+    return name in ("keras", "kerasqt") or name.startswith(("keras.", "kerasqt."))
+
+
+def _warn_outside(message: str) -> None:
+    """Warn (``RuntimeWarning``) at the nearest caller outside Keras and kerasqt: the user's line
+    that called ``fit``, not the Keras code that called the hook."""
+    frame, level = sys._getframe(1), 2  # stacklevel 2: this function's caller
+    while frame is not None and _internal(frame):
+        frame, level = frame.f_back, level + 1
+    warnings.warn(message, RuntimeWarning, stacklevel=level if frame is not None else 2)
 
 
 def _keras_entry_frame(frame):

@@ -118,7 +118,9 @@ class _Panel:
         self.still: list = []  # lines of finished runs kept for comparison (not animated)
         self.drawn_view: tuple | None = None  # what the pixels on screen were drawn for (tail blits)
         self.cell: Bbox | None = None  # its share of the figure (display pixels): axes, labels, title
-        self.half_drawn: Bbox | None = None  # drawn without its legend yet: the box to put on the screen
+        # Drawn without its legend yet: the box to put on the screen and its pixels so far (the
+        # canvas meanwhile keeps what it showed, so a repaint of the window never finds it half done).
+        self.half_drawn: tuple | None = None
         # name -> (line, what its data was made from, the y range it shows): unchanged lines are skipped
         self.fed: dict[str, tuple] = {}
 
@@ -635,35 +637,42 @@ class MetricsPlot(Plot):
 
         The figure's background is painted over the cell first (over the whole figure
         after a new layout), then the axes is drawn; when it is whole its blitting
-        background is saved, the lines drawn and the cell put on the screen.
+        background is saved, the lines drawn and the cell put on the screen. Between the
+        two calls the canvas holds the cell as it was: anything that repaints the window
+        then (an expose, a grab) shows the last whole frame, not an axes without lines.
         """
         renderer = self.canvas.get_renderer()
         legend = panel.ax.get_legend()
         if panel.half_drawn is not None and legend is not None:
-            box, panel.half_drawn = panel.half_drawn, None
+            (box, pixels), panel.half_drawn = panel.half_drawn, None
+            self.canvas.restore_region(pixels)
             legend.draw(renderer)  # drawn last by the axes too: the same pixels as in one go
         else:
             box = self.figure.bbox if self._blank else panel.cell
             self._blank = False
+            halves = legend is not None and legend.get_visible()
+            shown = self.canvas.copy_from_bbox(box) if halves else None
             patch = self.figure.patch
             clip = patch.get_clip_box()
             patch.set_clip_box(box)
             patch.draw(renderer)
             patch.set_clip_box(clip)
             self._renderer = renderer
-            if legend is not None and legend.get_visible():
+            if halves:
                 legend.set_visible(False)
                 try:
                     panel.ax.draw(renderer)
                 finally:
                     legend.set_visible(True)
-                panel.half_drawn = box
+                panel.half_drawn = (box, self.canvas.copy_from_bbox(box))
+                self.canvas.restore_region(shown)
                 return False
             panel.ax.draw(renderer)
         self._save_panel(panel)
         self.panel_draws += 1
         self.canvas.blit(box)
         return True
+
     def _view_of(self, panel: _Panel) -> tuple:
         """What the pixels of a panel depend on besides its data."""
         ax = panel.ax

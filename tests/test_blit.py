@@ -158,7 +158,11 @@ def test_staged_full_draws_draw_one_axes_per_frame_with_a_whole_draws_pixels():
     acc_ylim = acc.ax.get_ylim()
     plot.apply(refiner.refine([BatchEvent(STEPS_PER_EPOCH + 101, 1, 2000.0, {"loss": 40.0, "accuracy": 0.6})]))
     blits.clear()
+    before = _pixels(plot)
     assert plot.draw_frame(staged=True) == "part" and not blits
+    # Between the two steps the canvas keeps the last whole frame: a repaint of the window
+    # then (an expose, a grab) shows the axes with its lines, not drawn without them.
+    assert np.array_equal(_pixels(plot), before)
     assert plot.draw_frame(staged=True) == "full"
     assert plot.panel_draws == 3 and loss.ax.get_ylim()[1] > 40 and acc.ax.get_ylim() == acc_ylim
     assert blits == [loss.cell.width]
