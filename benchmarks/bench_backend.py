@@ -23,10 +23,11 @@ One model like ``../shared/bench``'s MLP (64-256-256-1, batch 256, mean squared 
 * ``csvlogger``: ``keras.callbacks.CSVLogger``.
 
 Rounds as in ``bench_fit.py`` (``common.paired_rounds``): the variants in a rotating order,
-each between two bare fits; a variant's ratio in a round is its time over the mean of the
-two; the median over rounds is reported with its interquartile range. (The H200 figures in
-``results_h200.json`` were measured before this: there a round's variants all ran between
-one pair of bare fits.)
+each between two bare fits, ``qtmonitor`` before each of the others; a variant's ratio is its
+time over the mean of the two bare fits beside it; each figure is the median of its ratios,
+with their interquartile range (and a 95 % confidence interval of the median from 6 on).
+(The torch figures in ``results_h200.json`` were measured before this: there a round's
+variants all ran once, between one pair of bare fits.)
 
     KERAS_BACKEND=jax python benchmarks/bench_backend.py --out jax.json
 """
@@ -209,7 +210,8 @@ def main() -> None:
         figures[f"{name}_thread_ms_per_fit"] = round(median([r["thread_s"] for r in runs]) * 1e3, 2)
         figures[f"{name}_logged_all_batches"] = all(r["logged_batches"] == total and r["ended"] for r in runs)
     print(f"{figures['backend']} on {figures['device']}: bare fit {figures['bare_fit_s']:.2f} s "
-          f"({figures['bare_ms_per_step']} ms/step); ratios, median of {args.rounds} paired rounds:")
+          f"({figures['bare_ms_per_step']} ms/step); ratios, median over {args.rounds} rounds "
+          f"({figures['samples']['qtmonitor']} fits of QtMonitor, {args.rounds} of each other):")
     print_ratios(figures, keys)
     for name in ours:
         print(f"  {name}: log thread {figures[f'{name}_thread_ms_per_fit']} ms per fit, every batch logged: "
@@ -246,7 +248,7 @@ def plot(runs: dict, path: Path, machine: str | None = None) -> Path:
         ax.axvline(1.0, color="k", lw=0.8)
         ax.set_yticks(range(len(names)), [NAMES[n] for n in names])
         ax.set_title(f"{run['backend']} on {run.get('device', '?')}, {run['bare_ms_per_step']} ms/step\n"
-                     f"{name}: median of {run['rounds']} paired rounds (dots)", fontsize=9)
+                     f"{name}: median (bar) of the fits (dots)", fontsize=9)
         ax.set_xlabel("fit time / bare fit time")
     if machine:
         fig.suptitle(machine, fontsize=7, color="0.4", x=0.99, ha="right")

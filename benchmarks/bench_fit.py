@@ -16,19 +16,29 @@ trains the same kind of steps):
 * ``livelossplot``: ``PlotLossesKeras`` with its Matplotlib output written to a file
   (pyplot on Agg; it redraws after each epoch, and in a script it pauses 0.1 s there).
 
-Rounds (``common.paired_rounds``): the variants in a rotating order, each between two
-``bare`` fits; a variant's ratio is its time over the mean of the two, so a change in
-the machine's speed (this shared 2-core machine switches between a fast and a slower
-state every minute or so) cancels unless it falls inside those three fits. ``qtmonitor``
-runs before each of the others (bare, qtmonitor, bare, A, bare, qtmonitor, bare, B, ...):
-its figure, the one with a target close to 1, gets 5 samples a round, the anchors one.
-Each figure is the median of its samples, with their spread (interquartile range).
+Two series (``common.paired_rounds``), each fit between two ``bare`` fits, its ratio
+its time over the mean of the two, so that a change in the machine's speed (this shared
+2-core machine switches between a fast and a slower state every minute or so) cancels
+unless it falls inside those three fits:
 
-The run log's cost: ``qtmonitor_no_log`` (the same monitor and window, log off)
-against the ``qtmonitor`` fit just before it; and, as a bound that does
-not depend on the machine's noise, the time the receiver thread spent writing the
-log during the fit over the fit's time (the training thread cannot lose more than
-the writer takes, plus a thread switch).
+1. ``qtmonitor`` alone, 20 times: bare, qtmonitor, bare, qtmonitor, ..., bare. Its target
+   is close to 1, so it gets the samples, and no anchor runs next to it: a heavy anchor
+   slows the bare fit after it a little (TensorBoard's and livelossplot's leftovers), which
+   would bias the ratios of the fits beside that bare fit.
+2. the anchors (and ``qtmonitor_no_log``), 4 rounds in a rotating order: bare, A, bare, B, ...
+
+Each figure is the median of its ratios, with their spread (interquartile range) and,
+from 6 on, a distribution-free 95 % confidence interval of the median.
+
+What keeps QtMonitor from 1.00, measured without the machine's noise: two more fits
+with timers around its hooks give the milliseconds per fit spent inside them on the
+training thread (a main-thread ``fit`` turns the Qt event loop there, so the window's
+frames and updates are in it), and the receiver thread's CPU time.
+
+The run log's cost, as a bound that does not depend on the machine's noise: the time the
+receiver thread spent writing the log during the fit over the fit's time (the training
+thread cannot lose more than the writer takes, plus a thread switch). ``qtmonitor_no_log``
+(the same monitor and window, log off) is in the table beside it.
 """
 
 from __future__ import annotations
@@ -46,7 +56,6 @@ from common import (
     median,
     paired_rounds,
     parse_args,
-    percentile,
     print_ratios,
     rounds_figures,
     setup_env,
@@ -130,6 +139,49 @@ def time_run_log_writes() -> dict:
     return spent
 
 
+HOOKS = ("on_train_begin", "on_epoch_begin", "on_train_batch_begin", "on_train_batch_end", "on_test_end",
+         "on_epoch_end", "on_train_end")
+
+
+@contextlib.contextmanager
+def timed_work(cls):
+    """Meanwhile, add up the seconds spent in each of ``cls``'s Keras hooks (on the training thread:
+    during a main-thread ``fit`` that includes the event loop's turns, hence the window's frames and
+    updates) and the receiver threads' CPU time, in the dict it yields."""
+    from kerasqt.receiver import Receiver
+
+    spent = {name: 0.0 for name in (*HOOKS, "receiver_cpu")}
+    saved = {name: getattr(cls, name) for name in HOOKS}
+
+    def wrap(name, method):
+        def hook(self, *args, **kwargs):
+            t0 = time.perf_counter()
+            try:
+                return method(self, *args, **kwargs)
+            finally:
+                spent[name] += time.perf_counter() - t0
+        return hook
+
+    run = Receiver.run
+
+    def receiver_run(self):
+        c0 = time.thread_time()
+        try:
+            run(self)
+        finally:
+            spent["receiver_cpu"] += time.thread_time() - c0
+
+    for name, method in saved.items():
+        setattr(cls, name, wrap(name, method))
+    Receiver.run = receiver_run
+    try:
+        yield spent
+    finally:
+        for name, method in saved.items():
+            setattr(cls, name, method)
+        Receiver.run = run
+
+
 def settle(app, seconds: float) -> None:
     end = time.monotonic() + seconds
     while time.monotonic() < end:
@@ -145,7 +197,7 @@ def main() -> None:
     from kerasqt import QtMonitor
     from kerasqt.qtapp import ensure_app
 
-    epochs, rounds, fit_seconds = (2, 1, 2.5) if args.quick else (4, 4, 4.0)
+    epochs, monitor_fits, rounds, fit_seconds = (2, 4, 1, 2.5) if args.quick else (4, 20, 4, 4.0)
     # Calibrate: steps per epoch such that a bare fit takes about fit_seconds on this machine now.
     model, x, y, val = build(300)
     model.fit(x, y, batch_size=32, epochs=2, verbose=0)  # build, trace, warm
@@ -197,34 +249,55 @@ def main() -> None:
             monitor_runs.append(rec)
         return rec["seconds"]
 
-    times, paired, sequence = paired_rounds(timed, [n for n in names if n != "bare"], rounds, focus="qtmonitor")
-    # The run log's cost: each fit with the log off against the fit with it on just before it.
-    log_paired = [on / off for (name_on, on), (name, off) in zip(sequence, sequence[1:], strict=False)
-                  if name == "qtmonitor_no_log" and name_on == "qtmonitor"]
+    print(f"QtMonitor, {monitor_fits} fits:", flush=True)
+    times_q, paired_q, _ = paired_rounds(timed, ["qtmonitor"], monitor_fits)
+    print(f"the anchors, {rounds} rounds:", flush=True)
+    anchors = [n for n in names if n not in ("bare", "qtmonitor")]
+    times, paired, _ = paired_rounds(timed, anchors, rounds)
+    times.update(qtmonitor=times_q["qtmonitor"], bare=times_q["bare"] + times["bare"])
+    paired.update(qtmonitor=paired_q["qtmonitor"], bare=paired_q["bare"] + paired["bare"])
+    # Where QtMonitor's time goes, from timers around its hooks in two more fits (not in the ratios:
+    # the timers cost a little themselves).
+    work = []
+    for _ in range(2):
+        with timed_work(QtMonitor) as spent:
+            rec = fit("qtmonitor")
+        work.append({**{k: v * 1e3 for k, v in spent.items()}, "fit_s": rec["seconds"],
+                     "frames_ms": sum(rec["frame_ms"])})
     monitor.close()
     settle(app, 0.2)
 
     keys = {n: "fit_overhead_ratio" if n == "qtmonitor" else f"fit_overhead_ratio_{n}" for n in names[1:]}
     figures = rounds_figures("MLP 16-32-1, batch 32, adam, binary cross-entropy + accuracy, with validation data",
                              epochs, steps, times, paired, keys, load_before, {"monitor_runs": monitor_runs})
-    figures["run_log_cost_points"] = round(100 * (median(log_paired) - 1), 2)
-    figures["run_log_cost_points_iqr"] = round(100 * (percentile(log_paired, 75) - percentile(log_paired, 25)), 2)
+    figures["fit_overhead_ratio_samples"] = [round(r, 4) for r in paired["qtmonitor"]]
     figures["run_log_write_ms_per_fit"] = round(median([r["log_write_s"] for r in monitor_runs]) * 1e3, 2)
     figures["run_log_cost_bound_points"] = round(
         100 * median([r["log_write_s"] / r["seconds"] for r in monitor_runs]), 3)
     figures["redraws_per_s_during_fit"] = round(median([r["redraws_per_s"] for r in monitor_runs]), 2)
     figures["full_draws_per_fit"] = median([r["full_draws"] for r in monitor_runs])
+    for w in work:
+        w["hooks"] = sum(w[h] for h in HOOKS)
+    hooks_ms = median([w["hooks"] for w in work])
+    figures["hooks_ms_per_fit"] = round(hooks_ms, 1)
+    figures["hooks_share_points"] = round(100 * median([w["hooks"] / (w["fit_s"] * 1e3) for w in work]), 2)
+    figures["hooks_ms_per_fit_each"] = {h: round(median([w[h] for w in work]), 2) for h in HOOKS}
+    figures["receiver_cpu_ms_per_fit"] = round(median([w["receiver_cpu"] for w in work]), 1)
+    figures["hooks_frames_ms_per_fit"] = round(median([w["frames_ms"] for w in work]), 1)
     all_frames = [ms for r in monitor_runs for ms in r["frame_ms"]]
     figures["frame_ms_during_fit_median"] = round(median(all_frames), 2) if all_frames else None
     figures["draw_ms_per_fit"] = round(median([sum(r["frame_ms"]) for r in monitor_runs]), 1)
     print(f"bare fit {figures['bare_fit_s']:.2f} s ({figures['bare_ms_per_step']} ms/step); ratios, median over "
-          f"{rounds} rounds ({figures['samples']['qtmonitor']} fits of QtMonitor, {rounds} of each other):")
+          f"its fits ({monitor_fits} of QtMonitor, {rounds} of each other):")
     print_ratios(figures, keys)
-    print(f"  run log: {figures['run_log_cost_points']:+.2f} points paired (IQR {figures['run_log_cost_points_iqr']}); "
-          f"writer {figures['run_log_write_ms_per_fit']} ms per fit, a bound of "
+    print(f"  run log: writer {figures['run_log_write_ms_per_fit']} ms per fit, a bound of "
           f"{figures['run_log_cost_bound_points']} points")
     print(f"  window: {figures['redraws_per_s_during_fit']} redraws/s during fit, {figures['full_draws_per_fit']} "
           f"full draws and {figures['draw_ms_per_fit']} ms of drawing per fit", flush=True)
+    print(f"  in QtMonitor's hooks (training thread; frames and updates included): {hooks_ms:.1f} ms per fit, "
+          f"{figures['hooks_share_points']} % of it ({figures['hooks_frames_ms_per_fit']} ms of frames): "
+          f"{figures['hooks_ms_per_fit_each']}; receiver thread CPU "
+          f"{figures['receiver_cpu_ms_per_fit']} ms per fit", flush=True)
     write(args.out, figures)
 
 

@@ -133,8 +133,28 @@ def rounds_figures(model: str, epochs: int, steps_per_epoch: int, times: dict, p
         ratios = paired[name]
         figures[key] = round(median(ratios), 4)
         figures[f"{key}_iqr"] = round(percentile(ratios, 75) - percentile(ratios, 25), 4)
+        ci = median_ci95(ratios)
+        if ci is not None:
+            figures[f"{key}_ci95"] = [round(v, 4) for v in ci]
         figures[f"extra_us_per_step_{name}"] = round((median(times[name]) - base) / steps * 1e6, 1)
     return figures
+
+
+def median_ci95(values) -> tuple[float, float] | None:
+    """A distribution-free 95 % confidence interval of the median: the k-th smallest and the
+    k-th largest value, k the largest with P(Binomial(n, 1/2) < k) <= 2.5 %. None under 6 values
+    (there even the smallest and the largest do not reach 95 %)."""
+    from math import comb
+
+    xs = sorted(values)
+    n = len(xs)
+    k, below = 0, 0.0
+    while below + comb(n, k) / 2**n <= 0.025:
+        below += comb(n, k) / 2**n
+        k += 1
+    if k == 0:
+        return None
+    return xs[k - 1], xs[n - k]
 
 
 def print_ratios(figures: dict, keys: dict) -> None:

@@ -21,19 +21,23 @@ def make_plots(parts: dict, results: dict, folder: Path) -> list[Path]:
     fit = parts["fit"]
     paired = fit["raw"]["paired_ratios"]
     names = [n for n in paired if n != "bare"]
-    medians = [fit["fit_overhead_ratio" if n == "qtmonitor" else f"fit_overhead_ratio_{n}"] for n in names]
+    keys = ["fit_overhead_ratio" if n == "qtmonitor" else f"fit_overhead_ratio_{n}" for n in names]
+    medians = [fit[k] for k in keys]
     order = sorted(range(len(names)), key=lambda i: medians[i])
     fig, ax = plt.subplots(figsize=(8, 4.2), layout="constrained")
     for row, i in enumerate(order):
         name = names[i]
         ax.barh(row, medians[i] - 1, left=1, color="C0" if name == "qtmonitor" else "0.65", height=0.6)
         ax.plot(paired[name], [row] * len(paired[name]), "o", color="k", ms=3, alpha=0.6)
+        ci = fit.get(keys[i] + "_ci95")
+        if ci:
+            ax.plot(ci, [row + 0.38] * 2, "-|", color="C3", lw=1.5, ms=6,
+                    label="95 % confidence interval of the median" if name == "qtmonitor" else None)
     ax.set_yticks(range(len(names)), [("QtMonitor (window live)" if names[i] == "qtmonitor" else names[i])
-                                      + f"  {medians[i]:.3f}" for i in order])
+                                      + f"  {medians[i]:.3f}, {len(paired[names[i]])} fits" for i in order])
     ax.axvline(1.0, color="k", lw=0.8)
     ax.axvline(1.03, color="C3", ls="--", lw=1, label="target 1.03")
-    ax.set_xlabel(f"fit time / bare fit time (median; dots: each fit against the bare fits beside it; "
-                  f"{fit['rounds']} rounds)")
+    ax.set_xlabel("fit time / bare fit time\n(bar: median; dots: single fits, each against its bare neighbours)")
     ax.set_title(f"Per-batch callback overhead, {fit['bare_ms_per_step']} ms/step MLP, TensorFlow CPU\n"
                  f"QtMonitor redraws {fit['redraws_per_s_during_fit']}/s during fit", fontsize=10)
     ax.legend(loc="lower right", fontsize=8)
@@ -65,7 +69,8 @@ def make_plots(parts: dict, results: dict, folder: Path) -> list[Path]:
     a1.set_xlabel("batch points per metric (4 metrics, 4 axes)")
     a1.set_ylabel("ms per frame, whole window")
     a1.set_title("Frame cost", fontsize=10)
-    a1.legend(fontsize=7, loc="center left")
+    a1.set_ylim(top=max(full) * 150)  # room above the curves for the legend
+    a1.legend(fontsize=7, loc="upper left")
     mem = [red[f"history_mb_{n}"] for n in sizes]
     a2.plot(sizes, mem, "o-", color="C2", label="numpy history held by the window")
     a2.plot([1e6], [results["history_mb_1e6"]], "D", color="k", label="10^6 events through refiner + plot (traced)")
