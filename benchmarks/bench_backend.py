@@ -22,10 +22,11 @@ One model like ``../shared/bench``'s MLP (64-256-256-1, batch 256, mean squared 
   ``async_safe``: Keras then runs every batch hook synchronously);
 * ``csvlogger``: ``keras.callbacks.CSVLogger``.
 
-Rounds as in ``bench_fit.py`` (``common.paired_rounds``): the variants in a rotating order,
-each between two bare fits, ``qtmonitor`` before each of the others; a variant's ratio is its
-time over the mean of the two bare fits beside it; each figure is the median of its ratios,
-with their interquartile range (and a 95 % confidence interval of the median from 6 on).
+Rounds (``common.paired_rounds``): the variants in a rotating order, each between two bare
+fits, ``qtmonitor`` before each of the others (``bench_fit.py`` gives it a series of its own
+instead, away from heavy anchors); a variant's ratio is its time over the mean of the two bare
+fits beside it; each figure is the median of its ratios, with their interquartile range (and a
+95 % confidence interval of the median from 6 on).
 (The torch figures in ``results_h200.json`` were measured before this: there a round's
 variants all ran once, between one pair of bare fits.)
 
@@ -199,7 +200,7 @@ def main() -> None:
             monitor_runs[name].append(rec)
         return rec["seconds"]
 
-    times, paired, _ = paired_rounds(timed, others, args.rounds, focus="qtmonitor")
+    times, paired = paired_rounds(timed, others, args.rounds, focus="qtmonitor")
 
     total = epochs * steps
     keys = {n: f"fit_overhead_ratio_{n}" for n in others}

@@ -250,10 +250,10 @@ def main() -> None:
         return rec["seconds"]
 
     print(f"QtMonitor, {monitor_fits} fits:", flush=True)
-    times_q, paired_q, _ = paired_rounds(timed, ["qtmonitor"], monitor_fits)
+    times_q, paired_q = paired_rounds(timed, ["qtmonitor"], monitor_fits)
     print(f"the anchors, {rounds} rounds:", flush=True)
     anchors = [n for n in names if n not in ("bare", "qtmonitor")]
-    times, paired, _ = paired_rounds(timed, anchors, rounds)
+    times, paired = paired_rounds(timed, anchors, rounds)
     times.update(qtmonitor=times_q["qtmonitor"], bare=times_q["bare"] + times["bare"])
     paired.update(qtmonitor=paired_q["qtmonitor"], bare=paired_q["bare"] + paired["bare"])
     # Where QtMonitor's time goes, from timers around its hooks in two more fits (not in the ratios:
@@ -270,6 +270,7 @@ def main() -> None:
     keys = {n: "fit_overhead_ratio" if n == "qtmonitor" else f"fit_overhead_ratio_{n}" for n in names[1:]}
     figures = rounds_figures("MLP 16-32-1, batch 32, adam, binary cross-entropy + accuracy, with validation data",
                              epochs, steps, times, paired, keys, load_before, {"monitor_runs": monitor_runs})
+    figures.update(rounds=rounds, monitor_fits=monitor_fits)  # the anchors' rounds; QtMonitor's series
     figures["fit_overhead_ratio_samples"] = [round(r, 4) for r in paired["qtmonitor"]]
     figures["run_log_write_ms_per_fit"] = round(median([r["log_write_s"] for r in monitor_runs]) * 1e3, 2)
     figures["run_log_cost_bound_points"] = round(

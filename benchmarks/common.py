@@ -64,7 +64,7 @@ def load_average() -> list[float]:
         return []
 
 
-def paired_rounds(fit, variants: list[str], rounds: int, focus: str | None = None) -> tuple[dict, dict, list]:
+def paired_rounds(fit, variants: list[str], rounds: int, focus: str | None = None) -> tuple[dict, dict]:
     """Time ``fit(name)`` (seconds) for every variant ``rounds`` times, each between two bare fits.
 
     Round r runs the variants in a rotating order (starting at the r-th) as ``bare``, A,
@@ -73,14 +73,19 @@ def paired_rounds(fit, variants: list[str], rounds: int, focus: str | None = Non
     speed cancels unless it falls inside those three fits. ``focus`` (one of ``variants``)
     runs before each of the others instead of once a round (``bare``, F, ``bare``, A,
     ``bare``, F, ``bare``, B, ...): the figure that must be the most precise gets as many
-    samples as all the others together. Returns ``(times, paired, sequence)``: each name's
-    seconds, each name's ratios (``bare``: 1.0 per round), and ``(name, ratio)`` in the order
-    they ran.
+    samples as all the others together. Returns ``(times, paired)``: each name's seconds and
+    each name's ratios (``bare``: 1.0 per round).
+
+    Neighbouring ratios share a bare fit, so they are not quite independent: intervals computed
+    from them (:func:`median_ci95`) are nominal.
     """
+    if not variants or "bare" in variants or rounds < 1:
+        raise ValueError(f"need variants other than 'bare' and rounds >= 1, got {variants!r}, {rounds!r}")
+    if focus is not None and (focus not in variants or len(variants) < 2):
+        raise ValueError(f"focus must be one of two or more variants, got {focus!r} for {variants!r}")
     others = [n for n in variants if n != focus]
     times: dict[str, list[float]] = {n: [] for n in ["bare", *variants]}
     paired: dict[str, list[float]] = {n: [] for n in ["bare", *variants]}
-    sequence: list[tuple[str, float]] = []
     bare_before = fit("bare")
     times["bare"].append(bare_before)
     for r in range(rounds):
@@ -98,18 +103,18 @@ def paired_rounds(fit, variants: list[str], rounds: int, focus: str | None = Non
             ratio = seconds / ((bare_before + bare_after) / 2)
             paired[name].append(ratio)
             this.setdefault(name, []).append(ratio)
-            sequence.append((name, ratio))
             bare_before = bare_after
         print(f"round {r + 1}/{rounds}: " + ", ".join(
             f"{n} " + "/".join(f"{v:.3f}" for v in this[n]) for n in variants if n in this), flush=True)
-    return times, paired, sequence
+    return times, paired
 
 
 def rounds_figures(model: str, epochs: int, steps_per_epoch: int, times: dict, paired: dict, keys: dict,
                    load_before: list, raw: dict, **fields) -> dict:
     """The figures of :func:`paired_rounds`: the model, the machine, the bare fit, and for each
-    variant (``keys``: name -> figure key) its median ratio, their interquartile range and its
-    extra time per step. ``fields`` go after the Keras version; ``raw`` into ``raw``."""
+    variant (``keys``: name -> figure key) its median ratio, their interquartile range, a 95 %
+    interval of the median and the extra time per step that ratio means at the bare fit's step.
+    ``fields`` go after the Keras version; ``raw`` into ``raw``."""
     import keras
 
     base = median(times["bare"])
@@ -136,7 +141,7 @@ def rounds_figures(model: str, epochs: int, steps_per_epoch: int, times: dict, p
         ci = median_ci95(ratios)
         if ci is not None:
             figures[f"{key}_ci95"] = [round(v, 4) for v in ci]
-        figures[f"extra_us_per_step_{name}"] = round((median(times[name]) - base) / steps * 1e6, 1)
+        figures[f"extra_us_per_step_{name}"] = round((median(ratios) - 1) * base / steps * 1e6, 1)
     return figures
 
 

@@ -639,7 +639,8 @@ class MetricsPlot(Plot):
         after a new layout), then the axes is drawn; when it is whole its blitting
         background is saved, the lines drawn and the cell put on the screen. Between the
         two calls the canvas holds the cell as it was: anything that repaints the window
-        then (an expose, a grab) shows the last whole frame, not an axes without lines.
+        then (an expose, a grab) shows the last whole frame, not an axes without lines
+        (a blank canvas, after a new layout, keeps the first step's figure background).
         """
         renderer = self.canvas.get_renderer()
         legend = panel.ax.get_legend()
@@ -648,10 +649,12 @@ class MetricsPlot(Plot):
             self.canvas.restore_region(pixels)
             legend.draw(renderer)  # drawn last by the axes too: the same pixels as in one go
         else:
-            box = self.figure.bbox if self._blank else panel.cell
-            self._blank = False
+            blank, self._blank = self._blank, False
+            box = self.figure.bbox if blank else panel.cell
             halves = legend is not None and legend.get_visible()
-            shown = self.canvas.copy_from_bbox(box) if halves else None
+            # A blank canvas has no whole frame to keep: this step's painting of the whole figure
+            # stays (the cells of no axes get it only here).
+            shown = self.canvas.copy_from_bbox(box) if halves and not blank else None
             patch = self.figure.patch
             clip = patch.get_clip_box()
             patch.set_clip_box(box)
@@ -665,7 +668,8 @@ class MetricsPlot(Plot):
                 finally:
                     legend.set_visible(True)
                 panel.half_drawn = (box, self.canvas.copy_from_bbox(box))
-                self.canvas.restore_region(shown)
+                if shown is not None:
+                    self.canvas.restore_region(shown)
                 return False
             panel.ax.draw(renderer)
         self._save_panel(panel)

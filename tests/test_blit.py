@@ -111,8 +111,13 @@ def test_every_frame_leaves_each_line_with_the_data_of_its_table_for_the_view():
     plot.draw_frame()
     x, _ = _expected_data(plot, loss, "b:loss")
     assert np.array_equal(loss.lines["b:loss"].get_xdata(), x) and len(x) > 400  # the real points
-    plot.set_log_scale(True)  # the same data on another scale: the lines are fed again
-    plot.draw_frame()
+    plot.apply(refiner.refine([BatchEvent(pos + 1, 3, 2000.0, {"loss": 0.5, "accuracy": 0.0})]))
+    plot.draw_frame()  # a batch at accuracy 0: in the range on a linear scale
+    plot.set_log_scale(True)  # the same data on a log scale: the ranges leave 0 out
+    plot.draw_frame(force_full=True)
+    acc = plot.panels["accuracy"]
+    positive = plot.batches.column("accuracy")[plot.batches.column("accuracy") > 0]
+    assert 0 < acc.ax.get_ylim()[0] <= positive.min()
     assert {"blit", "part", "full"} <= kinds and pos > 2 * STEPS_PER_EPOCH
     assert len(plot.panels["loss"].lines["e:val_loss"].get_xdata()) == 2
 
@@ -174,6 +179,25 @@ def test_staged_full_draws_draw_one_axes_per_frame_with_a_whole_draws_pixels():
     staged = _pixels(plot)
     plot.draw_frame(force_full=True)
     assert np.abs(staged - _pixels(plot)).max() <= 1
+
+
+def test_a_staged_draw_on_a_blank_canvas_paints_every_pixel_even_when_restarted():
+    # Three groups in a 2x2 grid leave one cell without axes: only the first step after a new
+    # layout paints it. New limits between an axes' two steps make that axes start again.
+    plot, _ = _plot()
+    refiner = TrainingRefiner(0.9)
+    plot.apply(refiner.refine([StartEvent(1000.0, 4, STEPS_PER_EPOCH, 32)]))
+    rows = [BatchEvent(i + 1, 0, 1000.0 + i, {"loss": 1.0 / (i + 1), "accuracy": 0.5, "mae": 0.3})
+            for i in range(50)]
+    rows.append(EpochEvent(50, 0, 1050.0, {"loss": 0.1, "val_loss": 0.2, "accuracy": 0.5, "mae": 0.3}))
+    plot.apply(refiner.refine(rows))
+    assert plot.draw_frame(staged=True) == "part"  # the layout
+    assert plot.draw_frame(staged=True) == "part"  # the first axes without its legend
+    plot.apply(refiner.refine([BatchEvent(51, 1, 1051.0, {"loss": 50.0, "accuracy": 0.5, "mae": 0.3})]))
+    while plot.draw_frame(staged=True) == "part":
+        pass
+    assert len(plot.panels) == 3
+    assert (_pixels(plot)[..., 3] == 255).all()  # no pixel left transparent
 
 
 def test_a_next_run_of_the_same_metrics_keeps_the_axes_and_their_limits():

@@ -911,10 +911,10 @@ def test_without_a_window_training_goes_on_unwatched(tmp_path, fault):
                 print("at", os.path.basename(w.filename), w.lineno)
         print("log", mon.log_path)
     """, env_extra=env, drop=drop)
+    assert r.returncode == 0, r.stderr[-3000:]
     fit_line = next(i for i, ln in enumerate((tmp_path / "script.py").read_text().splitlines(), 1)
                     if "hist = model().fit" in ln)
     assert f"at script.py {fit_line}" in r.stdout.splitlines(), r.stdout  # the user's line, not Keras' code
-    assert r.returncode == 0, r.stderr[-3000:]
     assert "trained 2" in r.stdout
     warned = [ln for ln in r.stdout.splitlines() if ln.startswith("warning: RuntimeWarning")]
     assert len(warned) == 1, r.stdout
