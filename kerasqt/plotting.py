@@ -16,7 +16,7 @@ A plot owns the figure's axes and artists, takes refined updates with
   anew only when its limits must change (they grow with headroom), on zoom or
   pan, and on layout changes; while training runs that is staged, one step per
   frame (the layout, then each axes without its legend, then the legend:
-  :meth:`MetricsPlot._draw_panel`, under 20 ms a step instead of ~105 ms for the
+  :meth:`MetricsPlot._draw_panel`, about 15 ms a step instead of about 95 ms for the
   whole figure), so the event loop turns in between. The axes sit in a fixed grid
   with margins in points (no layout pass). Lines are min/max decimated per
   pixel column of the visible range (:mod:`kerasqt.decimate`), recomputed when
