@@ -57,6 +57,7 @@ from common import (
     paired_rounds,
     parse_args,
     print_ratios,
+    ratio_key,
     rounds_figures,
     setup_env,
     write,
@@ -121,21 +122,23 @@ def variants(tmp: Path, monitor):
     return out
 
 
+def timed(method, spent: dict, key: str, clock=time.perf_counter):
+    """``method`` wrapped to add the ``clock`` seconds each call takes to ``spent[key]``."""
+    def wrapper(*args, **kwargs):
+        t0 = clock()
+        try:
+            return method(*args, **kwargs)
+        finally:
+            spent[key] += clock() - t0
+    return wrapper
+
+
 def time_run_log_writes() -> dict:
     """Add up the seconds ``RunLogWriter.write`` takes (the receiver thread's log work) in ``["s"]``."""
     from kerasqt.runlog import RunLogWriter
 
     spent = {"s": 0.0}
-    write = RunLogWriter.write
-
-    def timed(self, events):
-        t0 = time.perf_counter()
-        try:
-            return write(self, events)
-        finally:
-            spent["s"] += time.perf_counter() - t0
-
-    RunLogWriter.write = timed
+    RunLogWriter.write = timed(RunLogWriter.write, spent, "s")
     return spent
 
 
@@ -152,28 +155,10 @@ def timed_work(cls):
 
     spent = {name: 0.0 for name in (*HOOKS, "receiver_cpu")}
     saved = {name: getattr(cls, name) for name in HOOKS}
-
-    def wrap(name, method):
-        def hook(self, *args, **kwargs):
-            t0 = time.perf_counter()
-            try:
-                return method(self, *args, **kwargs)
-            finally:
-                spent[name] += time.perf_counter() - t0
-        return hook
-
     run = Receiver.run
-
-    def receiver_run(self):
-        c0 = time.thread_time()
-        try:
-            run(self)
-        finally:
-            spent["receiver_cpu"] += time.thread_time() - c0
-
     for name, method in saved.items():
-        setattr(cls, name, wrap(name, method))
-    Receiver.run = receiver_run
+        setattr(cls, name, timed(method, spent, name))
+    Receiver.run = timed(run, spent, "receiver_cpu", time.thread_time)
     try:
         yield spent
     finally:
@@ -255,7 +240,7 @@ def main() -> None:
     anchors = [n for n in names if n not in ("bare", "qtmonitor")]
     times, paired = paired_rounds(timed, anchors, rounds)
     times.update(qtmonitor=times_q["qtmonitor"], bare=times_q["bare"] + times["bare"])
-    paired.update(qtmonitor=paired_q["qtmonitor"], bare=paired_q["bare"] + paired["bare"])
+    paired["qtmonitor"] = paired_q["qtmonitor"]  # paired["bare"]: one per round of the anchors
     # Where QtMonitor's time goes, from timers around its hooks in two more fits (not in the ratios:
     # the timers cost a little themselves).
     work = []
@@ -267,10 +252,10 @@ def main() -> None:
     monitor.close()
     settle(app, 0.2)
 
-    keys = {n: "fit_overhead_ratio" if n == "qtmonitor" else f"fit_overhead_ratio_{n}" for n in names[1:]}
+    keys = {n: ratio_key(n) for n in names[1:]}
     figures = rounds_figures("MLP 16-32-1, batch 32, adam, binary cross-entropy + accuracy, with validation data",
                              epochs, steps, times, paired, keys, load_before, {"monitor_runs": monitor_runs})
-    figures.update(rounds=rounds, monitor_fits=monitor_fits)  # the anchors' rounds; QtMonitor's series
+    figures["monitor_fits"] = monitor_fits
     figures["fit_overhead_ratio_samples"] = [round(r, 4) for r in paired["qtmonitor"]]
     figures["run_log_write_ms_per_fit"] = round(median([r["log_write_s"] for r in monitor_runs]) * 1e3, 2)
     figures["run_log_cost_bound_points"] = round(

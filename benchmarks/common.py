@@ -109,6 +109,11 @@ def paired_rounds(fit, variants: list[str], rounds: int, focus: str | None = Non
     return times, paired
 
 
+def ratio_key(name: str) -> str:
+    """The results key of a ``bench_fit`` variant's ratio: QtMonitor's is the issue's headline."""
+    return "fit_overhead_ratio" if name == "qtmonitor" else f"fit_overhead_ratio_{name}"
+
+
 def rounds_figures(model: str, epochs: int, steps_per_epoch: int, times: dict, paired: dict, keys: dict,
                    load_before: list, raw: dict, **fields) -> dict:
     """The figures of :func:`paired_rounds`: the model, the machine, the bare fit, and for each

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from common import ratio_key
+
 
 def make_plots(parts: dict, results: dict, folder: Path) -> list[Path]:
     import matplotlib
@@ -21,7 +23,7 @@ def make_plots(parts: dict, results: dict, folder: Path) -> list[Path]:
     fit = parts["fit"]
     paired = fit["raw"]["paired_ratios"]
     names = [n for n in paired if n != "bare"]
-    keys = ["fit_overhead_ratio" if n == "qtmonitor" else f"fit_overhead_ratio_{n}" for n in names]
+    keys = [ratio_key(n) for n in names]
     medians = [fit[k] for k in keys]
     order = sorted(range(len(names)), key=lambda i: medians[i])
     fig, ax = plt.subplots(figsize=(8, 4.2), layout="constrained")

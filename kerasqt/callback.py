@@ -387,16 +387,17 @@ class QtMonitor(keras.callbacks.Callback):
             self.stop_training()
 
 
-def _internal(frame) -> bool:
+def _in_package(frame, *packages: str) -> bool:
+    """Whether ``frame`` runs code of one of ``packages`` (the package or one of its modules)."""
     name = frame.f_globals.get("__name__", "")
-    return name in ("keras", "kerasqt") or name.startswith(("keras.", "kerasqt."))
+    return any(name == p or name.startswith(p + ".") for p in packages)
 
 
 def _warn_outside(message: str) -> None:
     """Warn (``RuntimeWarning``) at the nearest caller outside Keras and kerasqt: the user's line
     that called ``fit``, not the Keras code that called the hook."""
     frame, level = sys._getframe(1), 2  # stacklevel 2: this function's caller
-    while frame is not None and _internal(frame):
+    while frame is not None and _in_package(frame, "keras", "kerasqt"):
         frame, level = frame.f_back, level + 1
     warnings.warn(message, RuntimeWarning, stacklevel=level if frame is not None else 2)
 
@@ -405,8 +406,7 @@ def _keras_entry_frame(frame):
     """The outermost consecutive Keras frame above ``frame``: the call into ``fit``."""
     entry = None
     while frame is not None:
-        name = frame.f_globals.get("__name__", "")
-        if name.startswith("keras.") or name == "keras":
+        if _in_package(frame, "keras"):
             entry = frame
         elif entry is not None:
             break
