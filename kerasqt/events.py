@@ -18,6 +18,7 @@ import numpy as np
 
 __all__ = [
     "BatchEvent",
+    "BatchRows",
     "EndEvent",
     "EpochEvent",
     "ErrorEvent",
@@ -33,22 +34,45 @@ __all__ = [
 ]
 
 
-def drain(q: queue.SimpleQueue, limit: int = 100_000) -> list:
+def drain(q: queue.SimpleQueue, limit: int = 100_000, *, rows: bool = False) -> list:
     """Everything queued in ``q`` now (at most ``limit`` items), without waiting.
 
     A batch that the training thread queued as a plain tuple ``(step, epoch, time, logs, lr)``
-    (cheaper for it than building the event) comes out as its :class:`BatchEvent`.
+    (cheaper for it than building the event) comes out as its :class:`BatchEvent`; with
+    ``rows``, consecutive batches whose logs are plain floats under the same keys come out
+    together as one :class:`BatchRows` (the others still as events, in their place).
     """
     items = []
     get = q.get_nowait
     append = items.append
     try:
         while len(items) < limit:
-            item = get()
-            append(batch_event(*item) if type(item) is tuple else item)
+            append(get())
     except queue.Empty:
         pass
-    return items
+    if rows:
+        return _gather_rows(items)
+    return [batch_event(*item) if type(item) is tuple else item for item in items]
+
+
+def _gather_rows(items: list) -> list:
+    out = []
+    run: list[tuple] = []
+    keys = None
+    for item in items:
+        logs = item[3] if type(item) is tuple and len(item) == 5 else None
+        if run and not (type(logs) is dict and logs.keys() == keys):  # the run ends here
+            out.extend(BatchRows.gather(run))
+            run = []
+        if type(logs) is dict and logs:
+            if not run:
+                keys = logs.keys()
+            run.append(item)
+        else:
+            out.append(batch_event(*item) if type(item) is tuple else item)
+    if run:
+        out.extend(BatchRows.gather(run))
+    return out
 
 
 def batch_event(step: int, epoch: int, t: float, logs, lr: float | None) -> BatchEvent:
@@ -82,6 +106,71 @@ class BatchEvent:
     values: Mapping[str, float]
     bad: tuple[str, ...] = ()
     lr: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BatchRows:
+    """Consecutive training batches with the same metrics, as columns of Python numbers.
+
+    ``values[key][i]`` is batch ``i``'s value of ``key`` (every value a ``float``); ``lrs`` is
+    None when no batch had a learning rate, else a float per batch. Made by :func:`drain`
+    with ``rows=True``: the receiver refines and logs a whole drain at once, instead of
+    building, reading and writing an object per batch. :meth:`events` gives the batches back
+    as :class:`BatchEvent` values, the same ones ``drain`` would have made.
+    """
+
+    steps: list[int]
+    epochs: list[int]
+    times: list[float]
+    values: dict[str, list[float]]
+    lrs: list[float] | None = None
+
+    def __len__(self) -> int:
+        return len(self.steps)
+
+    @classmethod
+    def gather(cls, raw: list[tuple]) -> list:
+        """Queued batch tuples whose logs share their keys (checked by the caller) as rows; a batch
+        with a value that is not a float (or a step, epoch, time or learning rate of another type)
+        as its event, in its place, and rows on either side of it."""
+        rows = cls._columns(raw)
+        if rows is not None:
+            return [rows]
+        out: list = []
+        run: list[tuple] = []
+        for item in raw:  # the rare case: find the odd ones out
+            plain = cls._columns([item]) is not None
+            if run and not (plain and (item[4] is None) == (run[0][4] is None)):
+                out.append(cls._columns(run))
+                run = []
+            if plain:
+                run.append(item)
+            else:
+                out.append(batch_event(*item))
+        if run:
+            out.append(cls._columns(run))
+        return out
+
+    @classmethod
+    def _columns(cls, raw: list[tuple]) -> BatchRows | None:
+        """The rows of ``raw``, or None unless every number has its plain type (and the learning
+        rate is always a float or always None)."""
+        steps, epochs, times, logs, lrs = map(list, zip(*raw, strict=True))
+        values = {key: [d[key] for d in logs] for key in logs[0]}
+        floats, ints = {float}, {int}
+        if not ({type(s) for s in steps} == ints and {type(e) for e in epochs} == ints
+                and {type(t) for t in times} == floats and {type(lr) for lr in lrs} in (floats, {type(None)})
+                and all(type(k) is str and {type(v) for v in col} == floats for k, col in values.items())):
+            return None
+        return cls(steps, epochs, times, values, None if lrs[0] is None else lrs)
+
+    def events(self) -> list[BatchEvent]:
+        """The batches as events, in their order."""
+        keys = list(self.values)
+        lrs = self.lrs or [None] * len(self.steps)
+        return [BatchEvent(step, epoch, t, dict(zip(keys, vals, strict=True)), (), lr)
+                for step, epoch, t, lr, *vals in zip(self.steps, self.epochs, self.times, lrs,
+                                                      *self.values.values(), strict=True)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,7 +237,7 @@ class SineEvent:
     y: np.ndarray = field(repr=False)
 
 
-Event = StartEvent | BatchEvent | EvalEvent | EpochEvent | EndEvent | ErrorEvent | MessageEvent | SineEvent
+Event = StartEvent | BatchEvent | BatchRows | EvalEvent | EpochEvent | EndEvent | ErrorEvent | MessageEvent | SineEvent
 
 
 def numbers(logs) -> tuple[dict[str, float], tuple[str, ...]]:

@@ -111,7 +111,7 @@ class Receiver(QObject):
                 self._sleep(self.interval)
                 if not self._running and self.paced:
                     break
-                items = drain(self.events)
+                items = drain(self.events, rows=True)
                 data = self._guard(self._split_messages, items, default=items)
                 if self.tap is not None:  # idle too: a log writer flushes then
                     self._guard(self.tap, items)
@@ -143,7 +143,7 @@ class Receiver(QObject):
             self._report("run", exc)
         finally:
             # Deliver what is left, messages included, then say we are done.
-            rest = drain(self.events)
+            rest = drain(self.events, rows=True)
             if self.tap is not None and rest:
                 self._guard(self.tap, rest)
             pending.extend(self._guard(self._split_messages, rest, default=rest))

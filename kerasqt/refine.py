@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .events import BatchEvent, EndEvent, EpochEvent, ErrorEvent, EvalEvent, SineEvent, StartEvent
+from .events import BatchEvent, BatchRows, EndEvent, EpochEvent, ErrorEvent, EvalEvent, SineEvent, StartEvent
 
 __all__ = ["Progress", "SineCurve", "SineRefiner", "SineUpdate", "TrainingRefiner", "TrainingUpdate"]
 
@@ -121,11 +121,14 @@ class TrainingRefiner:
     def refine(self, events: list) -> TrainingUpdate | None:
         start = end = None
         batches: list[BatchEvent] = []
+        rows: list[BatchRows] = []
         epochs: list[EpochEvent] = []
         tests: list[EvalEvent] = []
         for ev in events:
             if isinstance(ev, BatchEvent):
                 batches.append(ev)
+            elif isinstance(ev, BatchRows):
+                rows.append(ev)
             elif isinstance(ev, EpochEvent):
                 epochs.append(ev)
             elif isinstance(ev, EvalEvent):
@@ -141,9 +144,13 @@ class TrainingRefiner:
             elif isinstance(ev, (EndEvent, ErrorEvent)):
                 end = ev
                 self.ended = True
-        if not (start or batches or epochs or tests or end):
+        if not (start or batches or rows or epochs or tests or end):
             return None
-        chunk = self._batch_chunk(batches) if batches else None
+        if rows and (batches or any(r.values.keys() != rows[0].values.keys() for r in rows)):
+            for r in rows:  # rows beside single events, or of other metrics: all as events (rare)
+                batches += r.events()
+            rows = []
+        chunk = self._rows_chunk(rows) if rows else (self._batch_chunk(batches) if batches else None)
         epochs.sort(key=lambda e: e.step)
         for ev in epochs:
             self._epoch_done(ev)
@@ -167,6 +174,69 @@ class TrainingRefiner:
         if (key, kind) not in self._warned:
             self._warned.add((key, kind))
             self._note(text)
+
+    def _rows_chunk(self, rows: list[BatchRows]) -> BatchChunk:
+        """:meth:`_batch_chunk` of batches given as columns (all with the same metrics): the same
+        chunk, without an object per batch."""
+        steps = [s for r in rows for s in r.steps] if len(rows) > 1 else rows[0].steps
+        order = None
+        if any(b < a for a, b in zip(steps, steps[1:], strict=False)):  # out of order (a thread pool's dispatch)
+            order = sorted(range(len(steps)), key=steps.__getitem__)
+            steps = [steps[i] for i in order]
+
+        def column(name: str, key: str | None = None) -> list:
+            if key is None:
+                cols = [getattr(r, name) for r in rows]
+                if name == "lrs" and any(c is None for c in cols):
+                    cols = [c if c is not None else [None] * len(r) for c, r in zip(cols, rows, strict=True)]
+            else:
+                cols = [r.values[key] for r in rows]
+            col = cols[0] if len(cols) == 1 else [v for c in cols for v in c]
+            return col if order is None else [col[i] for i in order]
+
+        n = len(steps)
+        values: dict[str, np.ndarray] = {}
+        smoothed: dict[str, np.ndarray] = {}
+        a, b = self.smoothing, 1.0 - self.smoothing
+        for key in rows[0].values:
+            raw = column("values", key)
+            last = self._ema.get(key)
+            if math.isfinite(sum(raw)):  # all finite, the common case (a sum too big for a float: the long way)
+                ema = []
+                put = ema.append
+                rest = raw
+                if last is None:
+                    last, rest = raw[0], raw[1:]
+                    put(last)
+                for v in rest:
+                    last = a * last + b * v
+                    put(last)
+            else:
+                ema = []
+                for i, v in enumerate(raw):
+                    if math.isfinite(v):
+                        last = v if last is None else a * last + b * v
+                    else:
+                        self.counts["nonfinite"] += 1  # every value of a row was logged
+                        self._warn_once(key, "nonfinite", f"{key} is {v} at step {steps[i]} (shown as a gap)")
+                    ema.append(math.nan if last is None else last)
+            if last is not None:
+                self._ema[key] = last
+            with np.errstate(over="ignore"):  # beyond float32: shown as inf, like any value that big
+                values[key] = np.array(raw, np.float32)
+                smoothed[key] = np.array(ema, np.float32)
+        times = column("times")
+        lrs = column("lrs") if any(r.lrs is not None for r in rows) else None
+        if lrs is not None:
+            newest_lr = next((lr for lr in reversed(lrs) if lr is not None), None)
+            if newest_lr is not None:
+                self._lr = newest_lr
+        self._rate_window.extend(zip(times, steps, strict=True))
+        epochs = column("epochs")
+        if self._last_batch is None or steps[-1] >= self._last_batch.step:
+            self._last_batch = BatchEvent(steps[-1], epochs[-1], times[-1], {})  # (its step, epoch and time)
+        self.counts["batches"] += n
+        return BatchChunk(np.array(steps, np.int64), values, smoothed)
 
     def _batch_chunk(self, batches: list[BatchEvent]) -> BatchChunk:
         batches.sort(key=lambda e: e.step)
@@ -195,8 +265,9 @@ class TrainingRefiner:
                         self._warn_once(key, "nonfinite", f"{key} is {v} at step {batches[i].step} (shown as a gap)")
             if last is not None:
                 self._ema[key] = last
-            values[key] = raw.astype(np.float32)
-            smoothed[key] = ema.astype(np.float32)
+            with np.errstate(over="ignore"):
+                values[key] = raw.astype(np.float32)
+                smoothed[key] = ema.astype(np.float32)
         for ev in batches:
             if ev.lr is not None:
                 self._lr = ev.lr

@@ -36,6 +36,7 @@ import numpy as np
 
 from .events import (
     BatchEvent,
+    BatchRows,
     EndEvent,
     EpochEvent,
     ErrorEvent,
@@ -184,6 +185,19 @@ def _batch_line(ev: BatchEvent) -> str | None:
             f'"values":{{{",".join(parts)}}},"bad":[],"lr":{"null" if lr is None else repr(lr)}}}')
 
 
+def _rows_lines(rows: BatchRows) -> list[str]:
+    """The lines of ``rows``' batches, one template for all (finite numbers, the common case);
+    the same lines as their events give, one by one, otherwise."""
+    numbers = [rows.times, *rows.values.values()] + ([] if rows.lrs is None else [rows.lrs])
+    if not all(math.isfinite(sum(col)) for col in numbers):  # a NaN or inf: that batch's line names it
+        return [_batch_line(ev) or _line(_encode(ev, 0.0)) for ev in rows.events()]
+    keys = ",".join(_dumps(k).replace("%", "%%") + ":%r" for k in rows.values)
+    template = ('{"type":"batch","time":%r,"step":%d,"epoch":%d,"values":{' + keys + '},"bad":[],"lr":'
+                + ("null}" if rows.lrs is None else "%r}"))
+    columns = [rows.times, rows.steps, rows.epochs, *rows.values.values()] + ([] if rows.lrs is None else [rows.lrs])
+    return [template % row for row in zip(*columns, strict=True)]
+
+
 class RunLogWriter:
     """Appends events to one run's JSON Lines file. ``write`` and ``close`` may be called from any thread.
 
@@ -238,6 +252,9 @@ class RunLogWriter:
         sync = end = False
         for ev in events:
             t = type(ev)
+            if t is BatchRows:
+                lines += _rows_lines(ev)
+                continue
             line = _batch_line(ev) if t is BatchEvent else None
             if line is None:
                 obj = _encode(ev, now)

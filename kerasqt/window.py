@@ -97,11 +97,13 @@ class MonitorWindow(QMainWindow):
 
     FULL_DRAW_MIN_GAP = 1.0  # seconds between full redraws (new axis limits) while training
     FULL_DRAW_MAX_GAP = 4.0  # ... and at most this long, so that the limits follow the data
-    MAX_FRAME_GAP = 0.45  # seconds: new points are drawn 2.2 times a second at least, whatever a frame costs
+    MAX_FRAME_GAP = 0.4  # seconds: new points are drawn 2.5 times a second at least, whatever a frame costs
     # Share of the main thread that blits may take while training runs in another thread (the main
     # thread is idle otherwise); a fit in the main thread waits for every frame: there draw_budget holds.
     BACKGROUND_DRAW_SHARE = 0.2
-    MAIN_FIT_RECEIVER_INTERVAL = 0.25  # seconds between the receiver's wakes while fit holds the main thread
+    # Seconds between the receiver's wakes while fit holds the main thread: an update then costs the
+    # training its turn of the event loop, so each one brings a frame (MAX_FRAME_GAP at most) with it.
+    MAIN_FIT_RECEIVER_INTERVAL = 0.4
 
     closed = pyqtSignal()
     _run_requested = pyqtSignal(object)
@@ -358,11 +360,18 @@ class MonitorWindow(QMainWindow):
                                            f"{update.counts.get('epochs', 0)} epochs)")
 
     def request_frame(self) -> None:
-        """Draw soon: at once, or when the frame pacing allows; brings a longer wait forward."""
+        """Draw soon: at once, or when the frame pacing allows; brings a longer wait forward.
+
+        While ``fit`` holds the main thread, a frame that is due is drawn now, in the turn of the
+        event loop that brought the update, not in another turn taken from training.
+        """
         if self.is_closed:
             return
         wait = max(int((self._earliest_frame - time.perf_counter()) * 1000), 0)
-        if not self._timer.isActive() or self._timer.remainingTime() > wait:
+        if wait == 0 and self._fit_in_main and self.training_active:
+            self._timer.stop()
+            self._frame()
+        elif not self._timer.isActive() or self._timer.remainingTime() > wait:
             self._timer.start(wait)
 
     @_guarded

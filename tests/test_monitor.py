@@ -266,3 +266,38 @@ def test_a_main_thread_fit_ends_with_the_window_showing_its_end(qtbot):
         assert win.training._receiver is None
     finally:
         monitor.close()
+
+
+def test_in_a_main_thread_fit_an_update_brings_its_frame_in_the_same_turn(qtbot):
+    """While fit holds the main thread, each turn of the event loop is taken from training: the
+    frame an update asks for is drawn in the turn that delivered the update, not in another."""
+    import time
+
+    from kerasqt.events import BatchEvent, StartEvent
+    from kerasqt.refine import TrainingRefiner
+    from kerasqt.window import MonitorWindow
+
+    win = MonitorWindow(title="turns")
+    qtbot.addWidget(win)
+    win.show()
+    win.show_training()
+    refiner = TrainingRefiner()
+    win._on_update(refiner.refine([StartEvent(time.time(), 1, 100, 32)]))
+    step = iter(range(1, 100))
+
+    def update():
+        return refiner.refine([BatchEvent(next(step), 0, time.time(), {"loss": 1.0}) for _ in range(5)])
+
+    win.training_active = True
+    for in_main, drawn in ((True, 1), (False, 0)):
+        win._fit_in_main = in_main
+        win._earliest_frame = 0.0  # a frame is due
+        frames = win.frames
+        win._on_update(update())  # no turn of the event loop after it
+        assert win.frames - frames == drawn
+    win._fit_in_main = True
+    win._earliest_frame = time.perf_counter() + 60  # not due: the timer draws it later
+    frames = win.frames
+    win._on_update(update())
+    assert win.frames == frames and win._timer.isActive()
+    win.training_active = False

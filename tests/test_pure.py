@@ -13,7 +13,16 @@ import pytest
 
 from kerasqt.capture import OutputCapture
 from kerasqt.decimate import Decimator, minmax_decimate
-from kerasqt.events import BatchEvent, EndEvent, EpochEvent, MessageEvent, SineEvent, StartEvent, drain
+from kerasqt.events import (
+    BatchEvent,
+    BatchRows,
+    EndEvent,
+    EpochEvent,
+    MessageEvent,
+    SineEvent,
+    StartEvent,
+    drain,
+)
 from kerasqt.history import BatchTable, EpochTable, group_of, metric_groups
 from kerasqt.refine import SineRefiner, TrainingRefiner
 
@@ -231,6 +240,81 @@ def test_drain_builds_the_batch_events_the_training_thread_queued_as_tuples():
     assert first.bad == ("names", "vec")  # not single numbers: reported, not plotted
     assert second.values == {} and second.bad == () and second.lr is None
     assert drain(q) == []
+
+
+def _queued(items: list) -> tuple[queue.SimpleQueue, queue.SimpleQueue]:
+    """Two queues holding ``items``: one to drain as events, one as rows."""
+    a, b = queue.SimpleQueue(), queue.SimpleQueue()
+    for item in items:
+        a.put(item)
+        b.put(item)
+    return a, b
+
+
+def _expand(items: list) -> list:
+    return [ev for item in items for ev in (item.events() if isinstance(item, BatchRows) else [item])]
+
+
+def test_drain_gathers_batches_into_rows_that_give_back_the_same_events():
+    start, end, note = StartEvent(1.0, 1, 20, 32), EndEvent(20, 9.0), MessageEvent("worker", "hi")
+    items = [start]
+    items += [(i, 0, 2.0 + i, {"loss": 1.0 / i, "acc": 0.5}, 1e-3) for i in range(1, 6)]
+    items += [note]  # a message between batches: two runs of rows, the message in its place
+    items += [(i, 0, 2.0 + i, {"loss": 1.0 / i, "acc": math.nan}, 1e-3) for i in range(6, 9)]
+    items += [(9, 0, 11.0, {"loss": 0.1}, 1e-3)]  # other keys: rows of their own
+    items += [(10, 0, 12.0, {"loss": np.float32(0.25)}, 1e-3)]  # not a float: an event, as drain makes it
+    items += [(11, 0, 13.0, {"loss": 0.2}, None), (12, 0, 14.0, {"loss": 0.2}, 1e-3)]  # lr None, then a float
+    items += [(i, 0, 3.0 + i, {"loss": 0.3}, None) for i in (13, 14)]
+    items += [end]
+    as_events, as_rows = _queued(items)
+    events, rows = drain(as_events), drain(as_rows, rows=True)
+    assert [type(x).__name__ for x in rows] == [
+        "StartEvent", "BatchRows", "MessageEvent", "BatchRows", "BatchRows", "BatchEvent", "BatchRows",
+        "BatchRows", "BatchRows", "EndEvent"]
+    assert [len(x) for x in rows if isinstance(x, BatchRows)] == [5, 3, 1, 1, 1, 2]
+    assert rows[1].values == {"loss": [1.0, 0.5, 1 / 3, 0.25, 0.2], "acc": [0.5] * 5} and rows[1].lrs == [1e-3] * 5
+    assert (rows[6].lrs, rows[7].lrs, rows[8].lrs) == (None, [1e-3], None)
+    assert _expand(rows) == events
+    assert drain(as_rows, rows=True) == []
+
+
+def test_refining_rows_gives_the_update_of_their_events():
+    rng = np.random.default_rng(3)
+    items: list = [StartEvent(1.0, 2, 600, 32)]
+    for i in range(1, 1201):
+        loss = float(rng.random()) if i % 97 else (math.nan if i % 2 else math.inf)
+        items.append((i, (i - 1) // 600, 1.0 + i * 1e-3, {"loss": loss, "acc": float(rng.random())}, 1e-3 / i))
+        if i == 600:
+            items.append(EpochEvent(600, 0, 1.7, {"loss": 0.5, "val_loss": 0.6}))
+    batches = items[1:]
+    for k in range(0, len(batches) - 6, 6):  # a thread pool's dispatch: out of order in small groups
+        batches[k:k + 6] = [batches[k + j] for j in rng.permutation(6)]
+    items[1:] = batches
+    notes: dict[str, list] = {"events": [], "rows": []}
+    refiners = {kind: TrainingRefiner(0.8, note=notes[kind].append) for kind in notes}
+    for lo in range(0, len(items), 250):  # one receiver iteration's drain at a time
+        as_events, as_rows = _queued(items[lo:lo + 250])
+        a = refiners["events"].refine(drain(as_events))
+        b = refiners["rows"].refine(drain(as_rows, rows=True))
+        assert np.array_equal(a.batches.steps, b.batches.steps)
+        for key in ("loss", "acc"):
+            assert np.array_equal(a.batches.values[key], b.batches.values[key], equal_nan=True)
+            assert np.array_equal(a.batches.smoothed[key], b.batches.smoothed[key], equal_nan=True)
+        assert (a.progress, a.counts, a.nonfinite, a.epochs) == (b.progress, b.counts, b.nonfinite, b.epochs)
+    assert notes["events"] == notes["rows"] and any("loss is nan" in n for n in notes["rows"])
+    assert refiners["rows"].counts["nonfinite"] == 12
+
+
+def test_rows_beside_single_batch_events_are_refined_as_events():
+    r = TrainingRefiner(0.5)
+    rows = BatchRows([2, 3], [0, 0], [2.0, 3.0], {"loss": [2.0, 4.0]}, [0.1, 0.1])
+    u = r.refine([BatchEvent(1, 0, 1.0, {"loss": 0.0, "acc": 1.0}), rows])
+    np.testing.assert_array_equal(u.batches.steps, [1, 2, 3])
+    np.testing.assert_array_equal(u.batches.smoothed["loss"], [0.0, 1.0, 2.5])
+    assert np.isnan(u.batches.values["acc"][1:]).all()
+    big = r.refine([BatchRows([4, 5], [0, 0], [4.0, 5.0], {"loss": [1e308, 1e308]})])  # their sum is no float
+    np.testing.assert_array_equal(big.batches.smoothed["loss"], np.float32([np.inf, np.inf]))
+    assert r.counts["nonfinite"] == 0
 
 
 def test_drain_keeps_a_batch_whose_logs_cannot_be_read():

@@ -124,6 +124,26 @@ def test_the_fast_batch_line_is_the_general_line():
         assert _batch_line(odd) is None  # the general path writes these
 
 
+def test_rows_are_written_as_the_lines_of_their_events(tmp_path):
+    from kerasqt.events import BatchRows
+
+    keys = ["loss", 'quo"te', "per%cent", "%r", "ünï"]
+    rows = [BatchRows([1, 2], [0, 0], [T0, T0 + 0.5], {k: [0.25, 1e-300] for k in keys}, [1e-3, 5e-4]),
+            BatchRows([3, 4], [0, 0], [T0 + 1, T0 + 1.5], {"loss": [1e308, 1e308]}),  # no float holds their sum
+            BatchRows([5, 6], [1, 1], [T0 + 2, T0 + 3], {"loss": [math.nan, 0.5], "acc": [1.0, math.inf]}, [0.1, 0.1])]
+    one, other = RunLogWriter.create(tmp_path / "rows", kind="training"), RunLogWriter.create(
+        tmp_path / "events", kind="training")
+    one.write(rows)
+    other.write([ev for r in rows for ev in r.events()])
+    one.close()
+    other.close()
+    lines = one.path.read_text().splitlines()
+    assert lines[1:] == other.path.read_text().splitlines()[1:] and len(lines) == 7
+    assert [_strict_json(line) is not None for line in lines] == [True] * 7
+    back = read_run(one.path).events
+    assert all(_same(a, b) for a, b in zip(back, [ev for r in rows for ev in r.events()], strict=True))
+
+
 def read_event(line: str):
     from kerasqt.runlog import _decode
 
