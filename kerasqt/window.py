@@ -6,10 +6,12 @@ progress bar with its line of text, the Matplotlib navigation toolbar and
 canvas, and three read-only message panes (control, worker or training output,
 receiver).
 
-Updates arrive by queued signals from the receiver thread and are only stored;
+Updates arrive by queued signals from the receiver thread and are stored;
 a frame timer draws at most ``max_fps`` frames per second. While training runs,
 the frame rate also adapts to the measured cost of a frame, so that drawing
-takes at most ``draw_budget`` of the main thread's time.
+takes at most ``draw_budget`` of the main thread's time. While ``fit`` holds the
+main thread, an update whose frame is due is drawn at once, in the same turn of
+the event loop.
 """
 
 from __future__ import annotations
@@ -285,8 +287,8 @@ class MonitorWindow(QMainWindow):
             self._fit_in_main = getattr(monitor, "_app", None) is not None  # it turns our event loop
             self.stop_training_button.setEnabled(True)
             self.status.setText("training")
-            # A fit in the main thread waits for every frame (about 3 a second): the receiver
-            # then wakes 4 times a second, which takes less from training than 30 wakes.
+            # A fit in the main thread waits for every turn of the event loop: the receiver then
+            # wakes 2.5 times a second, and each update is drawn in the turn that brings it.
             self.training.begin(monitor.events, smoothing=monitor.smoothing, max_rate=monitor.max_rate,
                                 alive=monitor.fit_running, tap=monitor.tap,
                                 interval=self.MAIN_FIT_RECEIVER_INTERVAL if self._fit_in_main else None)
