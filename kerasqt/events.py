@@ -39,8 +39,9 @@ def drain(q: queue.SimpleQueue, limit: int = 100_000, *, rows: bool = False) -> 
 
     A batch that the training thread queued as a plain tuple ``(step, epoch, time, logs, lr)``
     (cheaper for it than building the event) comes out as its :class:`BatchEvent`; with
-    ``rows``, consecutive batches whose logs are plain floats under the same keys come out
-    together as one :class:`BatchRows` (the others still as events, in their place).
+    ``rows``, consecutive batches whose logs are plain floats under the same keys, in the same
+    order, come out together as one :class:`BatchRows` (the others still as events, in their
+    place).
     """
     items = []
     get = q.get_nowait
@@ -58,15 +59,16 @@ def drain(q: queue.SimpleQueue, limit: int = 100_000, *, rows: bool = False) -> 
 def _gather_rows(items: list) -> list:
     out = []
     run: list[tuple] = []
-    keys = None
+    keys: tuple = ()
     for item in items:
         logs = item[3] if type(item) is tuple and len(item) == 5 else None
-        if run and not (type(logs) is dict and logs.keys() == keys):  # the run ends here
+        names = tuple(logs) if type(logs) is dict else None  # in order: a line writes them so
+        if run and names != keys:  # the run ends here
             out.extend(BatchRows.gather(run))
             run = []
-        if type(logs) is dict and logs:
+        if names:
             if not run:
-                keys = logs.keys()
+                keys = names
             run.append(item)
         else:
             out.append(batch_event(*item) if type(item) is tuple else item)
@@ -108,6 +110,13 @@ class BatchEvent:
     lr: float | None = None
 
 
+def _plain_batch(item: tuple) -> bool:
+    """Whether one queued batch has the plain types a :class:`BatchRows` holds."""
+    step, epoch, t, logs, lr = item
+    return (type(step) is int and type(epoch) is int and type(t) is float and (lr is None or type(lr) is float)
+            and all(type(k) is str and type(v) is float for k, v in logs.items()))
+
+
 @dataclass(frozen=True, slots=True)
 class BatchRows:
     """Consecutive training batches with the same metrics, as columns of Python numbers.
@@ -139,7 +148,7 @@ class BatchRows:
         out: list = []
         run: list[tuple] = []
         for item in raw:  # the rare case: find the odd ones out
-            plain = cls._columns([item]) is not None
+            plain = _plain_batch(item)
             if run and not (plain and (item[4] is None) == (run[0][4] is None)):
                 out.append(cls._columns(run))
                 run = []

@@ -120,7 +120,7 @@ class TrainingRefiner:
     # -- one drained chunk of events -> one update --------------------------------------------
     def refine(self, events: list) -> TrainingUpdate | None:
         start = end = None
-        batches: list[BatchEvent] = []
+        batches: list[BatchEvent | BatchRows] = []  # in their order
         rows: list[BatchRows] = []
         epochs: list[EpochEvent] = []
         tests: list[EvalEvent] = []
@@ -129,6 +129,7 @@ class TrainingRefiner:
                 batches.append(ev)
             elif isinstance(ev, BatchRows):
                 rows.append(ev)
+                batches.append(ev)
             elif isinstance(ev, EpochEvent):
                 epochs.append(ev)
             elif isinstance(ev, EvalEvent):
@@ -144,11 +145,11 @@ class TrainingRefiner:
             elif isinstance(ev, (EndEvent, ErrorEvent)):
                 end = ev
                 self.ended = True
-        if not (start or batches or rows or epochs or tests or end):
+        if not (start or batches or epochs or tests or end):
             return None
-        if rows and (batches or any(r.values.keys() != rows[0].values.keys() for r in rows)):
-            for r in rows:  # rows beside single events, or of other metrics: all as events (rare)
-                batches += r.events()
+        if rows and (len(rows) < len(batches) or any(list(r.values) != list(rows[0].values) for r in rows)):
+            # Rows beside single events, or of other metrics (rare): all as events, in their order.
+            batches = [b for item in batches for b in (item.events() if isinstance(item, BatchRows) else [item])]
             rows = []
         chunk = self._rows_chunk(rows) if rows else (self._batch_chunk(batches) if batches else None)
         epochs.sort(key=lambda e: e.step)

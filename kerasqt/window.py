@@ -364,13 +364,14 @@ class MonitorWindow(QMainWindow):
     def request_frame(self) -> None:
         """Draw soon: at once, or when the frame pacing allows; brings a longer wait forward.
 
-        While ``fit`` holds the main thread, a frame that is due is drawn now, in the turn of the
-        event loop that brought the update, not in another turn taken from training.
+        While ``fit`` holds the main thread, a frame that is due before the next turn of the
+        event loop (``pump_interval``) is drawn now, in the turn that brought the update, not in
+        another turn taken from training.
         """
         if self.is_closed:
             return
         wait = max(int((self._earliest_frame - time.perf_counter()) * 1000), 0)
-        if wait == 0 and self._fit_in_main and self.training_active:
+        if self._fit_in_main and self.training_active and wait <= 1000 * getattr(self.monitor, "pump_interval", 0):
             self._timer.stop()
             self._frame()
         elif not self._timer.isActive() or self._timer.remainingTime() > wait:

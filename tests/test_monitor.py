@@ -288,16 +288,15 @@ def test_in_a_main_thread_fit_an_update_brings_its_frame_in_the_same_turn(qtbot)
     def update():
         return refiner.refine([BatchEvent(next(step), 0, time.time(), {"loss": 1.0}) for _ in range(5)])
 
+    win.monitor = QtMonitor(pump_interval=0.05)  # the fit's turns of the event loop come 50 ms apart
     win.training_active = True
-    for in_main, drawn in ((True, 1), (False, 0)):
+    for in_main, due_in, drawn in ((True, 0.0, 1), (True, 0.03, 1), (False, 0.0, 0), (True, 60.0, 0)):
         win._fit_in_main = in_main
-        win._earliest_frame = 0.0  # a frame is due
+        win._earliest_frame = time.perf_counter() + due_in  # due now, before the next turn, or much later
         frames = win.frames
         win._on_update(update())  # no turn of the event loop after it
         assert win.frames - frames == drawn
-    win._fit_in_main = True
-    win._earliest_frame = time.perf_counter() + 60  # not due: the timer draws it later
-    frames = win.frames
-    win._on_update(update())
-    assert win.frames == frames and win._timer.isActive()
+        assert drawn or win._timer.isActive()  # a frame not drawn now waits for its timer
+        win._timer.stop()
     win.training_active = False
+    win.monitor = None

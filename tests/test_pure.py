@@ -265,16 +265,21 @@ def test_drain_gathers_batches_into_rows_that_give_back_the_same_events():
     items += [(10, 0, 12.0, {"loss": np.float32(0.25)}, 1e-3)]  # not a float: an event, as drain makes it
     items += [(11, 0, 13.0, {"loss": 0.2}, None), (12, 0, 14.0, {"loss": 0.2}, 1e-3)]  # lr None, then a float
     items += [(i, 0, 3.0 + i, {"loss": 0.3}, None) for i in (13, 14)]
+    items += [(15, 0, 18.0, {"acc": 0.1, "loss": 0.3}, None), (16, 0, 19.0, {"loss": 0.3, "acc": 0.1}, None)]
     items += [end]
     as_events, as_rows = _queued(items)
     events, rows = drain(as_events), drain(as_rows, rows=True)
     assert [type(x).__name__ for x in rows] == [
         "StartEvent", "BatchRows", "MessageEvent", "BatchRows", "BatchRows", "BatchEvent", "BatchRows",
-        "BatchRows", "BatchRows", "EndEvent"]
-    assert [len(x) for x in rows if isinstance(x, BatchRows)] == [5, 3, 1, 1, 1, 2]
+        "BatchRows", "BatchRows", "BatchRows", "BatchRows", "EndEvent"]  # the same keys in another order: new rows
+    assert [len(x) for x in rows if isinstance(x, BatchRows)] == [5, 3, 1, 1, 1, 2, 1, 1]
     assert rows[1].values == {"loss": [1.0, 0.5, 1 / 3, 0.25, 0.2], "acc": [0.5] * 5} and rows[1].lrs == [1e-3] * 5
     assert (rows[6].lrs, rows[7].lrs, rows[8].lrs) == (None, [1e-3], None)
     assert _expand(rows) == events
+    def keys(events):
+        return [list(ev.values) for ev in events if isinstance(ev, BatchEvent)]
+
+    assert keys(_expand(rows)) == keys(events) and keys(events)[-2:] == [["acc", "loss"], ["loss", "acc"]]
     assert drain(as_rows, rows=True) == []
 
 
@@ -283,7 +288,11 @@ def test_refining_rows_gives_the_update_of_their_events():
     items: list = [StartEvent(1.0, 2, 600, 32)]
     for i in range(1, 1201):
         loss = float(rng.random()) if i % 97 else (math.nan if i % 2 else math.inf)
-        items.append((i, (i - 1) // 600, 1.0 + i * 1e-3, {"loss": loss, "acc": float(rng.random())}, 1e-3 / i))
+        acc = float(rng.random()) if i % 89 else -math.inf
+        if i % 61 == 0:
+            acc = np.float32(acc)  # not a float: an event among the rows
+        lr = None if 300 < i <= 400 else 1e-3 / i  # a stretch without a learning rate
+        items.append((i, (i - 1) // 600, 1.0 + i * 1e-3, {"loss": loss, "acc": acc}, lr))
         if i == 600:
             items.append(EpochEvent(600, 0, 1.7, {"loss": 0.5, "val_loss": 0.6}))
     batches = items[1:]
@@ -302,15 +311,17 @@ def test_refining_rows_gives_the_update_of_their_events():
             assert np.array_equal(a.batches.smoothed[key], b.batches.smoothed[key], equal_nan=True)
         assert (a.progress, a.counts, a.nonfinite, a.epochs) == (b.progress, b.counts, b.nonfinite, b.epochs)
     assert notes["events"] == notes["rows"] and any("loss is nan" in n for n in notes["rows"])
-    assert refiners["rows"].counts["nonfinite"] == 12
+    assert any("acc is -inf" in n for n in notes["rows"])
+    assert refiners["rows"].counts["nonfinite"] == 12 + 13
 
 
 def test_rows_beside_single_batch_events_are_refined_as_events():
     r = TrainingRefiner(0.5)
     rows = BatchRows([2, 3], [0, 0], [2.0, 3.0], {"loss": [2.0, 4.0]}, [0.1, 0.1])
-    u = r.refine([BatchEvent(1, 0, 1.0, {"loss": 0.0, "acc": 1.0}), rows])
-    np.testing.assert_array_equal(u.batches.steps, [1, 2, 3])
-    np.testing.assert_array_equal(u.batches.smoothed["loss"], [0.0, 1.0, 2.5])
+    u = r.refine([BatchEvent(1, 0, 1.0, {"loss": 0.0, "acc": 1.0}), rows, BatchEvent(3, 0, 3.5, {"loss": 8.0})])
+    np.testing.assert_array_equal(u.batches.steps, [1, 2, 3, 3])  # a tied step keeps its place in the queue
+    np.testing.assert_array_equal(u.batches.values["loss"], [0.0, 2.0, 4.0, 8.0])
+    np.testing.assert_array_equal(u.batches.smoothed["loss"], [0.0, 1.0, 2.5, 5.25])
     assert np.isnan(u.batches.values["acc"][1:]).all()
     big = r.refine([BatchRows([4, 5], [0, 0], [4.0, 5.0], {"loss": [1e308, 1e308]})])  # their sum is no float
     np.testing.assert_array_equal(big.batches.smoothed["loss"], np.float32([np.inf, np.inf]))

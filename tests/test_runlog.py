@@ -125,23 +125,29 @@ def test_the_fast_batch_line_is_the_general_line():
 
 
 def test_rows_are_written_as_the_lines_of_their_events(tmp_path):
-    from kerasqt.events import BatchRows
+    from kerasqt.events import BatchRows, drain
 
     keys = ["loss", 'quo"te', "per%cent", "%r", "ünï"]
-    rows = [BatchRows([1, 2], [0, 0], [T0, T0 + 0.5], {k: [0.25, 1e-300] for k in keys}, [1e-3, 5e-4]),
-            BatchRows([3, 4], [0, 0], [T0 + 1, T0 + 1.5], {"loss": [1e308, 1e308]}),  # no float holds their sum
-            BatchRows([5, 6], [1, 1], [T0 + 2, T0 + 3], {"loss": [math.nan, 0.5], "acc": [1.0, math.inf]}, [0.1, 0.1])]
+    queued = [(1, 0, T0, {k: 0.25 for k in keys}, 1e-3), (2, 0, T0 + 0.5, {k: 1e-300 for k in keys}, 5e-4),
+              (3, 0, T0 + 1, {"loss": 1e308}, None), (4, 0, T0 + 1.5, {"loss": 1e308}, None),  # no float holds the sum
+              (5, 1, T0 + 2, {"loss": math.nan, "acc": 1.0}, 0.1), (6, 1, T0 + 3, {"loss": 0.5, "acc": math.inf}, 0.1),
+              (7, 1, T0 + 4, {"acc": 0.5, "loss": 0.5}, 0.1)]  # the same keys in another order
+    as_events, as_rows = queue.SimpleQueue(), queue.SimpleQueue()
+    for item in queued:
+        as_events.put(item)
+        as_rows.put(item)
+    events, rows = drain(as_events), drain(as_rows, rows=True)
+    assert [len(r) for r in rows if isinstance(r, BatchRows)] == [2, 2, 2, 1]
     one, other = RunLogWriter.create(tmp_path / "rows", kind="training"), RunLogWriter.create(
         tmp_path / "events", kind="training")
     one.write(rows)
-    other.write([ev for r in rows for ev in r.events()])
+    other.write(events)
     one.close()
     other.close()
     lines = one.path.read_text().splitlines()
-    assert lines[1:] == other.path.read_text().splitlines()[1:] and len(lines) == 7
-    assert [_strict_json(line) is not None for line in lines] == [True] * 7
-    back = read_run(one.path).events
-    assert all(_same(a, b) for a, b in zip(back, [ev for r in rows for ev in r.events()], strict=True))
+    assert lines[1:] == other.path.read_text().splitlines()[1:] and len(lines) == 8
+    assert [_strict_json(line) is not None for line in lines] == [True] * 8
+    assert all(_same(a, b) for a, b in zip(read_run(one.path).events, events, strict=True))
 
 
 def read_event(line: str):
