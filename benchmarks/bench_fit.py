@@ -142,8 +142,8 @@ def time_run_log_writes() -> dict:
     return spent
 
 
-HOOKS = ("on_train_begin", "on_epoch_begin", "on_train_batch_begin", "on_train_batch_end", "on_test_end",
-         "on_epoch_end", "on_train_end")
+HOOKS = ("on_train_begin", "on_epoch_begin", "on_train_batch_begin", "on_train_batch_end", "on_test_batch_begin",
+         "on_test_end", "on_epoch_end", "on_train_end")
 
 
 @contextlib.contextmanager

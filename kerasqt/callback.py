@@ -5,9 +5,9 @@ Thread ownership: the ``on_*`` hooks run on the training thread (with
 They never touch Qt objects, never plot and never block: they build a small
 immutable event and ``put`` it. The exceptions, all on the training thread when
 it is the main (Qt) thread: ``on_train_begin`` shows the window, and
-``on_train_batch_begin`` turns the Qt event loop at most every
-``pump_interval`` seconds, since nothing else can while ``fit`` holds the main
-thread. The window (main thread) starts a receiver thread per run.
+``on_train_batch_begin`` (``on_test_batch_begin`` during validation) turns the Qt
+event loop at most every ``pump_interval`` seconds, since nothing else can while
+``fit`` holds the main thread. The window (main thread) starts a receiver thread per run.
 """
 
 from __future__ import annotations
@@ -202,6 +202,11 @@ class QtMonitor(keras.callbacks.Callback):
             self._pump()
             if time.monotonic() >= self._next_lr:
                 self._read_lr()
+
+    def on_test_batch_begin(self, batch, logs=None) -> None:
+        # Validation inside a main-thread fit: the window stays responsive (and keeps drawing).
+        if self._app is not None and time.perf_counter() >= self._next_pump:
+            self._pump()
 
     def on_train_batch_end(self, batch, logs=None) -> None:
         put = self._put

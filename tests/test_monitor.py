@@ -300,3 +300,34 @@ def test_in_a_main_thread_fit_an_update_brings_its_frame_in_the_same_turn(qtbot)
         win._timer.stop()
     win.training_active = False
     win.monitor = None
+
+
+def test_a_long_validation_in_a_main_thread_fit_keeps_the_window_turning(qtbot, monitor):
+    """Validation steps turn the event loop too: without it the window froze for all of them."""
+    import time
+
+    from PyQt5.QtCore import QTimer
+
+    ticks = {"train": 0, "val": 0}
+    phase = {"now": "train"}
+
+    class SlowValidation(keras.callbacks.Callback):
+        def on_test_begin(self, logs=None):
+            phase["now"] = "val"
+
+        def on_test_batch_end(self, batch, logs=None):
+            time.sleep(0.004)  # 40 validation steps: 0.16 s or more with no training step
+
+        def on_test_end(self, logs=None):
+            phase["now"] = "train"
+
+    timer = QTimer()
+    timer.timeout.connect(lambda: ticks.__setitem__(phase["now"], ticks[phase["now"]] + 1))
+    timer.start(10)
+    x, y = _data(512)
+    xv, yv = _data(1280, seed=1)
+    _model().fit(x, y, validation_data=(xv, yv), epochs=1, batch_size=32, verbose=0,
+                 callbacks=[monitor, SlowValidation()])
+    timer.stop()
+    _finished(qtbot, monitor)
+    assert ticks["val"] >= 2  # a 10 ms timer fired while validation ran: the event loop turned
