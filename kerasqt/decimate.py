@@ -28,7 +28,8 @@ def minmax_decimate(
     Returns the points themselves when the visible range holds at most
     ``2 * columns`` of them, otherwise two points per non-empty column (min and
     max, in their order of occurrence). One point beyond each edge is kept so
-    the line runs off the axes instead of stopping short.
+    the line runs off the axes instead of stopping short, and the last point
+    (when visible) so that it ends where the data ends.
     """
     return Decimator().decimate(x, y, x0, x1, columns)
 
@@ -89,7 +90,13 @@ class Decimator:
             self._xs, self._ys = [np.concatenate(self._xs)], [np.concatenate(self._ys)]
         self._done = columns + 1 if final_runs == len(starts) else int(col[starts[-1]])
         self._n = n
-        return np.concatenate(self._xs + [px[split:]]), np.concatenate(self._ys + [py[split:]])
+        tail_x, tail_y = px[split:], py[split:]
+        if hi == n and (not len(tail_x) or tail_x[-1] != x[-1]):
+            # The newest point ends the line, even when it is neither its column's min nor max
+            # (a tie, a value in between): the line reaches as far as the data.
+            tail_x = np.append(tail_x, float(x[-1]))
+            tail_y = np.append(tail_y, float(y[-1]))
+        return np.concatenate(self._xs + [tail_x]), np.concatenate(self._ys + [tail_y])
 
     @staticmethod
     def _first_index_of_column(x: np.ndarray, lo: int, column: int, x0: float, width: float) -> int:

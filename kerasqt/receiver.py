@@ -21,11 +21,13 @@ from collections.abc import Callable
 
 from PyQt5.QtCore import QObject, pyqtSignal, pyqtSlot
 
-from .events import EndEvent, ErrorEvent, MessageEvent, drain, fit_gone
+from .events import EndEvent, ErrorEvent, MessageEvent, StartEvent, drain, fit_gone
 
 __all__ = ["Receiver"]
 
 log = logging.getLogger("kerasqt")
+
+FIRST_WAKES = 0.05  # seconds between the receiver's wakes until the first data (a batch, a curve) came
 
 
 class Receiver(QObject):
@@ -103,12 +105,14 @@ class Receiver(QObject):
         pending: list = []
         last_emit = 0.0
         next_alive = time.monotonic() + self.alive_every
-        ended = gone = False
+        ended = gone = received = False
         try:
             while self._running and not ended:
                 # Sleep, then take everything queued meanwhile: waking at each event instead (a
                 # blocking get) would take the GIL from the training thread at every batch.
-                self._sleep(self.interval)
+                # Until the first data comes, wake often: the window's first frame does not wait
+                # a whole interval (a main-thread fit's receiver sleeps 0.4 s).
+                self._sleep(self.interval if received else min(self.interval, FIRST_WAKES))
                 if not self._running and self.paced:
                     break
                 items = drain(self.events, rows=True)
@@ -116,6 +120,7 @@ class Receiver(QObject):
                 if self.tap is not None:  # idle too: a log writer flushes then
                     self._guard(self.tap, items)
                 pending.extend(data)
+                received = received or any(type(ev) is not StartEvent for ev in data)
                 ended = any(isinstance(ev, (EndEvent, ErrorEvent)) for ev in data) and self.ends_with_run
                 self.iteration += 1
                 if self.on_iteration is not None:

@@ -331,3 +331,38 @@ def test_a_long_validation_in_a_main_thread_fit_keeps_the_window_turning(qtbot, 
     timer.stop()
     _finished(qtbot, monitor)
     assert ticks["val"] >= 2  # a 10 ms timer fired while validation ran: the event loop turned
+
+
+def test_the_receiver_wakes_often_until_the_first_batch_then_at_its_interval(qtbot):
+    """A main-thread fit's receiver sleeps 0.4 s; the window's first frame should not wait that long
+    after the first batch (the first steps of a fit trace the model, so the start comes first)."""
+    import queue
+    import time
+
+    from kerasqt.events import BatchEvent, EndEvent, StartEvent
+    from kerasqt.receiver import Receiver
+    from kerasqt.refine import TrainingRefiner
+    from kerasqt.session import end_thread, start_in_thread
+
+    events = queue.SimpleQueue()
+    receiver = Receiver(events, TrainingRefiner(), interval=3.0)
+    arrived = []
+    receiver.updated.connect(lambda u: arrived.append((time.monotonic(), u)))
+    events.put(StartEvent(time.time(), 1, 10))
+    thread = start_in_thread(receiver, "kerasqt-receiver")
+    try:
+        qtbot.waitUntil(lambda: bool(arrived), timeout=2000)  # the start: long before 3 s
+        time.sleep(0.3)  # tracing: no batch yet, and the receiver still wakes often
+        t0 = time.monotonic()
+        events.put(BatchEvent(1, 0, time.time(), {"loss": 1.0}))
+        qtbot.waitUntil(lambda: any(u.batches is not None for _, u in arrived), timeout=2000)
+        assert arrived[-1][0] - t0 < 1.0
+        t1 = time.monotonic()
+        events.put(BatchEvent(2, 0, time.time(), {"loss": 0.5}))  # from now on: every 3 s
+        qtbot.wait(1000)
+        assert not any(t > t1 for t, _ in arrived)
+        with qtbot.waitSignal(receiver.finished, timeout=5000):
+            events.put(EndEvent(2, time.time()))
+            receiver.wake()
+    finally:
+        assert end_thread(receiver, thread)

@@ -95,6 +95,17 @@ def test_decimation_keeps_spikes_and_gaps():
     assert np.all(np.diff(xd) >= 0)
 
 
+def test_decimated_lines_end_at_the_newest_point():
+    x = np.arange(1, 10_001)
+    y = np.float32(1.0) + np.zeros(10_000, np.float32)  # ties everywhere: min and max are each column's first
+    y[-1] = 0.5  # and a last value that is a column's min: kept once, not twice
+    for n in (9_999, 10_000):
+        dec = Decimator()
+        for m in (5_000, n):  # incrementally, as while training
+            xd, yd = dec.decimate(x[:m], y[:m], 0, 16_384, 300)
+            assert xd[-1] == m and yd[-1] == y[m - 1] and (xd == m).sum() == 1 and np.all(np.diff(xd) >= 0)
+
+
 def test_decimation_returns_real_points_when_zoomed_in():
     x, y = _noisy(100_000)
     xd, yd = minmax_decimate(x, y, 1000, 1200, 800)
