@@ -257,8 +257,10 @@ class QtMonitor(keras.callbacks.Callback):
         self._fit_frame = None
         self._put = None
         if self._app is not None:  # main-thread fit: let the window show the end, briefly
-            self._settle(1.0)
-            self._app = None
+            try:
+                self._settle(1.0)
+            finally:
+                self._app = None
 
     # -- helpers -----------------------------------------------------------------------------------
     def _pump(self) -> None:
@@ -282,6 +284,8 @@ class QtMonitor(keras.callbacks.Callback):
             self._app.processEvents()
             time.sleep(0.001)
         self._app.processEvents()
+        if win is not None and win.take_interrupt():
+            raise KeyboardInterrupt  # Ctrl-C in a slot while the end was shown: still fit's
 
     def _read_lr(self) -> None:
         self._next_lr = time.monotonic() + 1.0

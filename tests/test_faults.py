@@ -816,11 +816,30 @@ def test_keyboard_interrupt_inside_the_window_code_reaches_fit(qtbot, monitor, m
         return original(self, update)
 
     monkeypatch.setattr(MetricsPlot, "apply", interrupted)
-    x, y = _data(4096)
+    x, y = _data(16384)  # long enough for several updates (the receiver wakes every 0.4 s)
     counter = _Count()
     with pytest.raises(KeyboardInterrupt):
         _model().fit(x, y, epochs=3, batch_size=32, verbose=0, callbacks=[monitor, counter])
     assert hit and counter.batches <= hit["batches"] + 1  # at most the current batch after it
+    monkeypatch.setattr(MetricsPlot, "apply", original)
+    _run_over(qtbot, monitor)
+    _window_usable(qtbot, monitor.window, tmp_path)
+
+
+def test_keyboard_interrupt_in_the_window_while_fit_shows_its_end_reaches_fit(qtbot, monitor, monkeypatch,
+                                                                              tmp_path):
+    """The last update lands while on_train_end lets the window show the end: a Ctrl-C there is fit's too."""
+    original = MetricsPlot.apply
+
+    def interrupted(self, update):
+        if getattr(update, "end", None) is not None:
+            raise KeyboardInterrupt
+        return original(self, update)
+
+    monkeypatch.setattr(MetricsPlot, "apply", interrupted)
+    x, y = _data(256)
+    with pytest.raises(KeyboardInterrupt):
+        _model().fit(x, y, epochs=1, batch_size=32, verbose=0, callbacks=[monitor])
     monkeypatch.setattr(MetricsPlot, "apply", original)
     _run_over(qtbot, monitor)
     _window_usable(qtbot, monitor.window, tmp_path)
