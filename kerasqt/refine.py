@@ -121,14 +121,10 @@ class TrainingRefiner:
     def refine(self, events: list) -> TrainingUpdate | None:
         start = end = None
         batches: list[BatchEvent | BatchRows] = []  # in their order
-        rows: list[BatchRows] = []
         epochs: list[EpochEvent] = []
         tests: list[EvalEvent] = []
         for ev in events:
-            if isinstance(ev, BatchEvent):
-                batches.append(ev)
-            elif isinstance(ev, BatchRows):
-                rows.append(ev)
+            if isinstance(ev, (BatchEvent, BatchRows)):
                 batches.append(ev)
             elif isinstance(ev, EpochEvent):
                 epochs.append(ev)
@@ -147,6 +143,7 @@ class TrainingRefiner:
                 self.ended = True
         if not (start or batches or epochs or tests or end):
             return None
+        rows = [b for b in batches if isinstance(b, BatchRows)]
         if rows and (len(rows) < len(batches) or any(list(r.values) != list(rows[0].values) for r in rows)):
             # Rows beside single events, or of other metrics (rare): all as events, in their order.
             batches = [b for item in batches for b in (item.events() if isinstance(item, BatchRows) else [item])]
@@ -176,6 +173,38 @@ class TrainingRefiner:
             self._warned.add((key, kind))
             self._note(text)
 
+    def _smooth(self, key: str, raw: list, steps: list, logged=None) -> tuple[np.ndarray, np.ndarray]:
+        """One metric's values (in step order) and their moving average, as float32 columns.
+
+        A NaN or inf holds the average and, when it was logged, is counted and told once;
+        ``logged(i)`` says whether a NaN at ``i`` was logged rather than missing from that batch
+        (None: every value was logged).
+        """
+        a, b = self.smoothing, 1.0 - self.smoothing
+        last = self._ema.get(key)
+        ema: list[float] = []
+        put = ema.append
+        if math.isfinite(sum(raw)):  # all finite, the common case (a sum too big for a float: the long way)
+            rest = raw
+            if last is None:
+                last, rest = raw[0], raw[1:]
+                put(last)
+            for v in rest:
+                last = a * last + b * v
+                put(last)
+        else:
+            for i, v in enumerate(raw):
+                if math.isfinite(v):
+                    last = v if last is None else a * last + b * v
+                elif v == v or logged is None or logged(i):  # inf, or NaN that was really logged
+                    self.counts["nonfinite"] += 1
+                    self._warn_once(key, "nonfinite", f"{key} is {v} at step {steps[i]} (shown as a gap)")
+                put(math.nan if last is None else last)
+        if last is not None:
+            self._ema[key] = last
+        with np.errstate(over="ignore"):  # beyond float32: shown as inf, like any value that big
+            return np.array(raw, np.float32), np.array(ema, np.float32)
+
     def _rows_chunk(self, rows: list[BatchRows]) -> BatchChunk:
         """:meth:`_batch_chunk` of batches given as columns (all with the same metrics): the same
         chunk, without an object per batch."""
@@ -198,34 +227,8 @@ class TrainingRefiner:
         n = len(steps)
         values: dict[str, np.ndarray] = {}
         smoothed: dict[str, np.ndarray] = {}
-        a, b = self.smoothing, 1.0 - self.smoothing
         for key in rows[0].values:
-            raw = column("values", key)
-            last = self._ema.get(key)
-            if math.isfinite(sum(raw)):  # all finite, the common case (a sum too big for a float: the long way)
-                ema = []
-                put = ema.append
-                rest = raw
-                if last is None:
-                    last, rest = raw[0], raw[1:]
-                    put(last)
-                for v in rest:
-                    last = a * last + b * v
-                    put(last)
-            else:
-                ema = []
-                for i, v in enumerate(raw):
-                    if math.isfinite(v):
-                        last = v if last is None else a * last + b * v
-                    else:
-                        self.counts["nonfinite"] += 1  # every value of a row was logged
-                        self._warn_once(key, "nonfinite", f"{key} is {v} at step {steps[i]} (shown as a gap)")
-                    ema.append(math.nan if last is None else last)
-            if last is not None:
-                self._ema[key] = last
-            with np.errstate(over="ignore"):  # beyond float32: shown as inf, like any value that big
-                values[key] = np.array(raw, np.float32)
-                smoothed[key] = np.array(ema, np.float32)
+            values[key], smoothed[key] = self._smooth(key, column("values", key), steps)
         times = column("times")
         lrs = column("lrs") if any(r.lrs is not None for r in rows) else None
         if lrs is not None:
@@ -250,25 +253,11 @@ class TrainingRefiner:
         steps = np.fromiter((ev.step for ev in batches), np.int64, n)
         values: dict[str, np.ndarray] = {}
         smoothed: dict[str, np.ndarray] = {}
-        a = self.smoothing
+        step_list = steps.tolist()
         for key in keys:
-            raw = np.fromiter((ev.values.get(key, math.nan) for ev in batches), np.float64, n)
-            ema = np.empty(n, np.float64)
-            last = self._ema.get(key)
-            for i, v in enumerate(raw.tolist()):
-                if math.isfinite(v):
-                    last = v if last is None else a * last + (1.0 - a) * v
-                    ema[i] = last
-                else:
-                    ema[i] = math.nan if last is None else last
-                    if v == v or key in batches[i].values:  # inf, or NaN that was really logged
-                        self.counts["nonfinite"] += 1
-                        self._warn_once(key, "nonfinite", f"{key} is {v} at step {batches[i].step} (shown as a gap)")
-            if last is not None:
-                self._ema[key] = last
-            with np.errstate(over="ignore"):
-                values[key] = raw.astype(np.float32)
-                smoothed[key] = ema.astype(np.float32)
+            raw = np.fromiter((ev.values.get(key, math.nan) for ev in batches), np.float64, n).tolist()
+            values[key], smoothed[key] = self._smooth(key, raw, step_list,
+                                                      logged=lambda i, key=key: key in batches[i].values)
         for ev in batches:
             if ev.lr is not None:
                 self._lr = ev.lr

@@ -188,14 +188,14 @@ def _batch_line(ev: BatchEvent) -> str | None:
 def _rows_lines(rows: BatchRows) -> list[str]:
     """The lines of ``rows``' batches, one template for all (finite numbers, the common case);
     the same lines as their events give, one by one, otherwise."""
-    numbers = [rows.times, *rows.values.values()] + ([] if rows.lrs is None else [rows.lrs])
-    if not all(math.isfinite(sum(col)) for col in numbers):  # a NaN or inf: that batch's line names it
-        return [_batch_line(ev) or _line(_encode(ev, 0.0)) for ev in rows.events()]
+    lrs = [] if rows.lrs is None else [rows.lrs]
+    if not all(math.isfinite(sum(col)) for col in (rows.times, *rows.values.values(), *lrs)):
+        return [_batch_line(ev) or _line(_encode(ev, 0.0)) for ev in rows.events()]  # a NaN or inf: named
     keys = ",".join(_dumps(k).replace("%", "%%") + ":%r" for k in rows.values)
     template = ('{"type":"batch","time":%r,"step":%d,"epoch":%d,"values":{' + keys + '},"bad":[],"lr":'
-                + ("null}" if rows.lrs is None else "%r}"))
-    columns = [rows.times, rows.steps, rows.epochs, *rows.values.values()] + ([] if rows.lrs is None else [rows.lrs])
-    return [template % row for row in zip(*columns, strict=True)]
+                + ("%r}" if lrs else "null}"))
+    return [template % row for row in zip(rows.times, rows.steps, rows.epochs, *rows.values.values(), *lrs,
+                                          strict=True)]
 
 
 class RunLogWriter:
