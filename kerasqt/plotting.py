@@ -194,6 +194,7 @@ class MetricsPlot(Plot):
         self._needs_full = True
         self._last_shrink = 0.0
         self._needs_shrink_check = False
+        self._fit_view = False  # the run is over: fit the y limits to the data at the next frame
         self.limits_pending = False
         self._changed_from: float | None = None  # smallest step whose drawing changed since the last frame
         self._legend_stale: set[_Panel] = set()  # lines joined these axes: their legends need a draw
@@ -235,6 +236,12 @@ class MetricsPlot(Plot):
             self._changed(_before(self.tests.steps, ev.step))
             self.tests.add(ev.step, ev.epoch, values)
             self._note_keys(values)
+        self.dirty = True
+
+    def run_over(self) -> None:
+        """The run ended: the next frame fits the y limits to its data (while it ran they grew
+        with headroom for the curves to go on; now nothing will come)."""
+        self._fit_view = True
         self.dirty = True
 
     def _changed(self, step) -> None:
@@ -507,10 +514,11 @@ class MetricsPlot(Plot):
             lo, hi = yr
             outside = lo < y0 or hi > y1
             loose = shrink and (hi - lo) < 0.35 * (y1 - y0)
-            if outside or loose or self._needs_full or (panel.log and y0 <= 0):  # (the user's log scale)
+            fit = loose or self._fit_view or self._needs_full
+            if outside or fit or (panel.log and y0 <= 0):  # (the user's log scale)
                 # The data left the limits: they grow with 3 times the headroom on that side (the
                 # curve goes on that way, so the next new limits and their draw come later).
-                growing = outside and not (loose or self._needs_full)
+                growing = outside and not fit
                 more_lo = 3.0 if growing and lo < y0 else 1.0
                 more_hi = 3.0 if growing and hi > y1 else 1.0
                 if panel.log:
@@ -595,6 +603,8 @@ class MetricsPlot(Plot):
         if shrink and not self.limits_pending:
             self._last_shrink = now
             self._needs_shrink_check = False
+        if not self.limits_pending:
+            self._fit_view = False
         self.frames += 1
         if stale and staged and not force_full and self.canvas.get_renderer() is not self._renderer:
             self._blank = True  # a new buffer (the canvas changed size): nothing on it yet

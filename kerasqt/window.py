@@ -311,6 +311,8 @@ class MonitorWindow(QMainWindow):
         self.stop_training_button.setEnabled(False)
         if self.monitor is not None:
             self.monitor._run_finished()
+        if isinstance(self.plot, MetricsPlot):
+            self.plot.run_over()  # limits that fit the data, in the run's last frame
         if self._fit_in_main:  # the run's last frame (a full draw, often) is not on the clock of its fit:
             self._earliest_frame = time.perf_counter() + 0.05  # it comes at the next turn of the loop
         self.request_frame()

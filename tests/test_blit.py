@@ -181,6 +181,32 @@ def test_staged_full_draws_draw_one_axes_per_frame_with_a_whole_draws_pixels():
     assert np.abs(staged - _pixels(plot)).max() <= 1
 
 
+def test_when_the_run_is_over_its_y_limits_fit_the_data_again():
+    # While the run goes on, the limits grow with headroom on the side the data leave by; once it
+    # is over, nothing will come: its last frame fits them to the data (one axes drawn anew).
+    plot, _ = _plot()
+    refiner = TrainingRefiner(0.9)
+    plot.apply(refiner.refine([StartEvent(1000.0, 2, 50, 32)]))
+    # The loss falls slowly, drops, then goes on falling slowly.
+    rows = [BatchEvent(i + 1, i // 50, 1000.0 + i, {"loss": 2.0 - 0.1 * i if i < 10 else 0.1 + 0.1 / (i - 9)})
+            for i in range(100)]
+    for k in range(0, 100, 10):
+        plot.apply(refiner.refine(rows[k:k + 10]))
+        plot.draw_frame()
+    loss = plot.panels["loss"]
+    lo, hi = 0.1 + 0.1 / 90, 2.0
+    y0, y1 = loss.ax.get_ylim()
+    assert y0 < lo - 0.3 * (hi - lo)  # the limits grew with room below the falling curve
+    x_limits, draws = loss.ax.get_xlim(), plot.full_draws
+    assert plot.draw_frame() is None  # nothing new
+    plot.run_over()
+    assert plot.draw_frame() == "full" and plot.full_draws == draws + 1
+    y0, y1 = loss.ax.get_ylim()
+    assert lo - 0.2 * (hi - lo) <= y0 < lo and hi < y1 <= hi + 0.2 * (hi - lo)
+    assert loss.ax.get_xlim() == x_limits  # the planned steps stay: a run stopped early shows it
+    assert plot.draw_frame() is None  # once
+
+
 def test_a_staged_draw_on_a_blank_canvas_paints_every_pixel_even_when_restarted():
     # Three groups in a 2x2 grid leave one cell without axes: only the first step after a new
     # layout paints it. New limits between an axes' two steps make that axes start again.

@@ -268,6 +268,21 @@ def test_a_main_thread_fit_ends_with_the_window_showing_its_end(qtbot):
         monitor.close()
 
 
+def test_a_finished_runs_y_limits_fit_its_data(qtbot, monitor):
+    x, y = _data(512)
+    model = _model()
+    model.fit(x, y, epochs=4, batch_size=32, verbose=0, callbacks=[monitor])
+    _finished(qtbot, monitor)
+    plot = monitor.window.plot
+    qtbot.waitUntil(lambda: not plot.dirty, timeout=5000)  # the run's last frame, after fit returned
+    for group in ("loss", "accuracy"):
+        shown = [line.get_ydata() for line in plot.panels[group].lines.values()]
+        values = np.concatenate([np.asarray(v, float) for v in shown])
+        lo, hi = np.nanmin(values), np.nanmax(values)
+        y0, y1 = plot.panels[group].ax.get_ylim()
+        assert lo - 0.2 * (hi - lo) <= y0 <= lo and hi <= y1 <= hi + 0.2 * (hi - lo), (group, y0, y1, lo, hi)
+
+
 def test_in_a_main_thread_fit_an_update_brings_its_frame_in_the_same_turn(qtbot):
     """While fit holds the main thread, each turn of the event loop is taken from training: the
     frame an update asks for is drawn in the turn that delivered the update, not in another."""
