@@ -21,11 +21,11 @@ its time over the mean of the two, so that a change in the machine's speed (this
 2-core machine switches between a fast and a slower state every minute or so) cancels
 unless it falls inside those three fits:
 
-1. ``qtmonitor`` alone, 20 times: bare, qtmonitor, bare, qtmonitor, ..., bare. Its target
+1. ``qtmonitor`` alone, 26 times: bare, qtmonitor, bare, qtmonitor, ..., bare. Its target
    is close to 1, so it gets the samples, and no anchor runs next to it: a heavy anchor
    slows the bare fit after it a little (TensorBoard's and livelossplot's leftovers), which
    would bias the ratios of the fits beside that bare fit.
-2. the anchors (and ``qtmonitor_no_log``), 4 rounds in a rotating order: bare, A, bare, B, ...
+2. the anchors (and ``qtmonitor_no_log``), 3 rounds in a rotating order: bare, A, bare, B, ...
 
 Each figure is the median of its ratios, with their spread (interquartile range) and,
 from 6 on, a distribution-free 95 % confidence interval of the median.
@@ -182,7 +182,7 @@ def main() -> None:
     from kerasqt import QtMonitor
     from kerasqt.qtapp import ensure_app
 
-    epochs, monitor_fits, rounds, fit_seconds = (2, 4, 1, 2.5) if args.quick else (4, 20, 4, 4.0)
+    epochs, monitor_fits, rounds, fit_seconds = (2, 4, 1, 2.5) if args.quick else (4, 26, 3, 4.0)
     # Calibrate: steps per epoch such that a bare fit takes about fit_seconds on this machine now.
     model, x, y, val = build(300)
     model.fit(x, y, batch_size=32, epochs=2, verbose=0)  # build, trace, warm

@@ -272,9 +272,13 @@ def test_a_finished_runs_y_limits_fit_its_data(qtbot, monitor):
     x, y = _data(512)
     model = _model()
     model.fit(x, y, epochs=4, batch_size=32, verbose=0, callbacks=[monitor])
-    _finished(qtbot, monitor)
     plot = monitor.window.plot
+    draws, full = plot.panel_draws, plot.full_draws
+    _finished(qtbot, monitor)
     qtbot.waitUntil(lambda: not plot.dirty, timeout=5000)  # the run's last frame, after fit returned
+    # New limits: each axes drawn anew on its own, the event loop turning in between, not the
+    # whole figure in one block.
+    assert plot.panel_draws >= draws + 2 and plot.full_draws == full + 1
     for group in ("loss", "accuracy"):
         shown = [line.get_ydata() for line in plot.panels[group].lines.values()]
         values = np.concatenate([np.asarray(v, float) for v in shown])
