@@ -184,6 +184,8 @@ class MetricsPlot(Plot):
         self.nonfinite: set[str] = set()
         # The last run's axes, kept for a next run of the same metrics (a notebook cell run again):
         # its limits stay while the new data fits them, so the run starts without drawing axes anew.
+        for panel in getattr(self, "_stale", ()):  # half drawn for limits set meanwhile: drawn anew
+            panel.background = panel.half_drawn = None
         last = getattr(self, "panels", None) or getattr(self, "_spare", {})  # (reset twice before data)
         self._spare: dict[str, _Panel] = last if self.label is None and not self.overlays else {}
         self.panels: dict[str, _Panel] = {}

@@ -181,18 +181,26 @@ def test_staged_full_draws_draw_one_axes_per_frame_with_a_whole_draws_pixels():
     assert np.abs(staged - _pixels(plot)).max() <= 1
 
 
-def test_when_the_run_is_over_its_y_limits_fit_the_data_again():
-    # While the run goes on, the limits grow with headroom on the side the data leave by; once it
-    # is over, nothing will come: its last frame fits them to the data (one axes drawn anew).
+def _falling_run(staged: bool = False) -> MetricsPlot:
+    """A run of 100 batches whose loss falls slowly, drops, then goes on falling slowly: its
+    limits grew with room below; each chunk of 10 drawn as it came."""
     plot, _ = _plot()
     refiner = TrainingRefiner(0.9)
     plot.apply(refiner.refine([StartEvent(1000.0, 2, 50, 32)]))
-    # The loss falls slowly, drops, then goes on falling slowly.
-    rows = [BatchEvent(i + 1, i // 50, 1000.0 + i, {"loss": 2.0 - 0.1 * i if i < 10 else 0.1 + 0.1 / (i - 9)})
+    rows = [BatchEvent(i + 1, i // 50, 1000.0 + i, {"loss": 2.0 - 0.1 * i if i < 10 else 0.1 + 0.1 / (i - 9),
+                                                     "accuracy": min(0.5 + i / 100, 0.97)})
             for i in range(100)]
     for k in range(0, 100, 10):
         plot.apply(refiner.refine(rows[k:k + 10]))
-        plot.draw_frame()
+        while plot.draw_frame(staged=staged) == "part":
+            pass
+    return plot
+
+
+def test_when_the_run_is_over_its_y_limits_fit_the_data_again():
+    # While the run goes on, the limits grow with headroom on the side the data leave by; once it
+    # is over, nothing will come: its last frame fits them to the data (one axes drawn anew).
+    plot = _falling_run()
     loss = plot.panels["loss"]
     lo, hi = 0.1 + 0.1 / 90, 2.0
     y0, y1 = loss.ax.get_ylim()
@@ -205,6 +213,24 @@ def test_when_the_run_is_over_its_y_limits_fit_the_data_again():
     assert lo - 0.2 * (hi - lo) <= y0 < lo and hi < y1 <= hi + 0.2 * (hi - lo)
     assert loss.ax.get_xlim() == x_limits  # the planned steps stay: a run stopped early shows it
     assert plot.draw_frame() is None  # once
+
+
+def test_a_run_that_begins_while_the_last_runs_end_is_half_drawn_draws_the_kept_axes_anew():
+    # The last frame of a run sets new limits on every axes and draws them one per turn; a run
+    # beginning meanwhile keeps those axes: the ones not yet drawn for their limits are drawn anew
+    # (blitting over a background of the old limits would show ticks that do not match the lines).
+    plot = _falling_run(staged=True)
+    plot.run_over()
+    assert plot.draw_frame(staged=True) == "part" and plot.drawing  # the end, half drawn
+    plot.reset(None)
+    refiner = TrainingRefiner(0.9)
+    plot.apply(refiner.refine([StartEvent(2000.0, 2, 50, 32)]))
+    plot.apply(refiner.refine([BatchEvent(i + 1, 0, 2000.0 + i, {"loss": 0.5, "accuracy": 0.7}) for i in range(20)]))
+    while plot.draw_frame(staged=True) == "part":
+        pass
+    staged = _pixels(plot)
+    plot.draw_frame(force_full=True)
+    assert np.abs(staged - _pixels(plot)).max() <= 1
 
 
 def test_a_staged_draw_on_a_blank_canvas_paints_every_pixel_even_when_restarted():

@@ -1264,7 +1264,8 @@ def test_resizing_and_hiding_the_window(qtbot, streamed):
     qtbot.wait(1500)  # any frame timer still pending fires while hidden
     assert win.frames == frames
     win.show()
-    qtbot.waitUntil(lambda: win.frames > frames, timeout=5000)  # shown again: drawn at once
+    # Shown again: drawn at once (one axes a turn, when the run's end brought new limits).
+    qtbot.waitUntil(lambda: win.frames > frames and not win.plot.drawing, timeout=5000)
     line = win.plot.panels["loss"].lines["s:loss"]
     assert max(line.get_xdata()) == win.plot.batches.steps[-1]  # with everything that came meanwhile
 
