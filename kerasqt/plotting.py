@@ -47,6 +47,8 @@ RUN_COLORS = ("C0", "C3", "C2", "C4", "C1", "C5", "C6", "C8", "C9", "C7")  # one
 class Plot:
     """Common part: the figure, its canvas, and the dirty flag the frame timer reads."""
 
+    finishing = False  # see MetricsPlot.finishing
+
     def __init__(self, figure, canvas) -> None:
         self.figure = figure
         self.canvas = canvas
@@ -642,6 +644,12 @@ class MetricsPlot(Plot):
     def drawing(self) -> bool:
         """Whether axes are still being drawn anew, one per frame (a staged full draw)."""
         return bool(self._stale)
+
+    @property
+    def finishing(self) -> bool:
+        """Whether the run's last frame is still to come: limits to fit (:meth:`run_over`), or
+        axes to draw anew. The window stages it, like the frames while the run went on."""
+        return self._fit_view or bool(self._stale)
 
     def _draw_panel(self, panel: _Panel) -> bool:
         """Draw one axes anew in its cell, in two calls: the axes without its legend, then the

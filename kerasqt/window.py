@@ -132,7 +132,6 @@ class MonitorWindow(QMainWindow):
         self._staged_cost = 0.0  # seconds spent so far on the axes of a staged full draw
         self._earliest_frame = 0.0
         self._fit_in_main = False
-        self._ending = False  # the run's last frame is being drawn: staged, as while it ran
         self.interrupted = False  # Ctrl-C landed in a slot (see take_interrupt)
         self.internal_errors = 0
         self._build(demo)
@@ -280,7 +279,6 @@ class MonitorWindow(QMainWindow):
     def _begin_run(self, monitor) -> None:
         self.interrupted = False  # a Ctrl-C from before this run is not this run's
         self._staged_cost = 0.0
-        self._ending = False
         try:
             self.show_training()
             self.plot.reset(None)
@@ -315,7 +313,6 @@ class MonitorWindow(QMainWindow):
             self.monitor._run_finished()
         if isinstance(self.plot, MetricsPlot):
             self.plot.run_over()  # limits that fit the data, in the run's last frame
-            self._ending = True
         if self._fit_in_main:  # the run's last frame (a full draw, often) is not on the clock of its fit:
             self._earliest_frame = time.perf_counter() + 0.05  # it comes at the next turn of the loop
         self.request_frame()
@@ -398,10 +395,8 @@ class MonitorWindow(QMainWindow):
         now = time.perf_counter()
         allow_full = not self.training_active or now >= self._next_full
         # The run's last frame (new limits, often) is staged too: the event loop keeps turning.
-        kind = self.plot.draw_frame(allow_full=allow_full, staged=self.training_active or self._ending)
+        kind = self.plot.draw_frame(allow_full=allow_full, staged=self.training_active or self.plot.finishing)
         cost = time.perf_counter() - now
-        if kind != "part":
-            self._ending = False
         if kind is None:
             return  # nothing changed: the next update asks again
         self.frames += 1
