@@ -22,7 +22,7 @@ import warnings
 import keras
 
 from .capture import OutputCapture
-from .events import EndEvent, EpochEvent, EvalEvent, StartEvent, numbers
+from .events import EndEvent, EpochEvent, EvalEvent, StartEvent, counted, numbers
 from .runlog import DEFAULT_LOG_DIR, LogFollower, RunLogWriter, resolve_log_dir
 
 __all__ = ["QtMonitor"]
@@ -365,7 +365,7 @@ class QtMonitor(keras.callbacks.Callback):
     def describe_fit(self) -> str:
         p = self.params or {}
         epochs, steps = p.get("epochs"), p.get("steps")
-        return f"{epochs or '?'} epochs x {steps or '?'} steps"
+        return f"{counted(epochs or '?', 'epoch')} x {counted(steps or '?', 'step')}"
 
     def _end_capture(self) -> None:
         if self._capture is not None:

@@ -28,6 +28,7 @@ __all__ = [
     "SineEvent",
     "StartEvent",
     "batch_event",
+    "counted",
     "drain",
     "fit_gone",
     "numbers",
@@ -221,6 +222,11 @@ class ErrorEvent:
 
     time: float
     message: str
+
+
+def counted(n, noun: str, plural: str | None = None) -> str:
+    """``n`` and ``noun`` as a person writes them: "1 epoch", "3 epochs", "? steps" (unknown)."""
+    return f"{n} {noun}" if n == 1 else f"{n} {plural or noun + 's'}"
 
 
 def fit_gone(now: float) -> ErrorEvent:

@@ -244,7 +244,8 @@ class MetricsPlot(Plot):
 
     def run_over(self) -> None:
         """The run ended: the next frame fits the y limits to its data (while it ran they grew
-        with headroom for the curves to go on; now nothing will come)."""
+        with headroom for the curves to go on; now nothing will come), and the x limits to its
+        steps when none were planned (they grew by doubling)."""
         self._fit_view = True
         self.dirty = True
 
@@ -502,6 +503,8 @@ class MetricsPlot(Plot):
             planned = max(planned, max(overlay.last_step for overlay in self.overlays))
         if planned and last <= planned:
             want_x = (0.0, float(planned))
+        elif self._fit_view:  # the run is over, with no plan (or past it): the steps it took
+            want_x = (0.0, float(max(last, 1)))
         elif x0 == 0 and 1 < x1 and last <= x1:
             want_x = (x0, x1)  # still room: keep the limits
         else:

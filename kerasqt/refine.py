@@ -113,6 +113,7 @@ class TrainingRefiner:
         self._last_batch: BatchEvent | None = None
         self._lr: float | None = None
         self._epoch_start_step = 0  # global step at the end of the last finished epoch
+        self._epoch_steps = 0  # steps of the last finished epoch (the planned ones may be unknown)
         self._next_epoch = 0
         self.counts = {"batches": 0, "epochs": 0, "tests": 0, "nonfinite": 0}
         self.ended = False
@@ -281,6 +282,7 @@ class TrainingRefiner:
             self._epoch_times.append(ev.time - self._epoch_began)
         self._epoch_began = ev.time
         if ev.step >= self._epoch_start_step:
+            self._epoch_steps = ev.step - self._epoch_start_step
             self._epoch_start_step = ev.step
             self._next_epoch = ev.epoch + 1
         summary = ", ".join(f"{k} {v:.4g}" for k, v in ev.values.items())
@@ -309,7 +311,7 @@ class TrainingRefiner:
         else:  # between epochs: the next one has not logged a batch yet
             epoch, step_in_epoch = self._next_epoch, 0
         if st.epochs and epoch >= st.epochs:  # after the last epoch: show it complete
-            epoch, step_in_epoch = st.epochs - 1, steps or step_in_epoch
+            epoch, step_in_epoch = st.epochs - 1, steps or self._epoch_steps
         rate = self._rate()
         eta = None
         if rate and st.epochs and steps:

@@ -17,7 +17,7 @@ import queue
 
 from PyQt5.QtCore import QObject, QTimer, pyqtSignal
 
-from .events import StartEvent
+from .events import StartEvent, counted
 from .runlog import ReplayFeeder, RunLog, read_run
 
 __all__ = ["Replay", "replay"]
@@ -42,7 +42,7 @@ class _ReplayedRun:
         start = next((ev for ev in self.run.events if isinstance(ev, StartEvent)), None)
         epochs = start.epochs if start is not None and start.epochs else "?"
         steps = start.steps if start is not None and start.steps else "?"
-        return f"replay of {self.run.name}: {epochs} epochs x {steps} steps"
+        return f"replay of {self.run.name}: {counted(epochs, 'epoch')} x {counted(steps, 'step')}"
 
     def stop_training(self) -> None:
         """Nothing to stop: the window's Stop training button is off during replays."""

@@ -44,6 +44,7 @@ from .events import (
     MessageEvent,
     SineEvent,
     StartEvent,
+    counted,
     drain,
     fit_gone,
 )
@@ -562,7 +563,8 @@ class RunLog:
         end = next((ev for _, ev in reversed(self.records) if isinstance(ev, (EndEvent, ErrorEvent))), None)
         how = ("finished" if not end.stopped else "stopped early") if isinstance(end, EndEvent) else (
             "failed" if isinstance(end, ErrorEvent) else "cut short")
-        return f"{self.name}: {self.count(BatchEvent)} batches, {self.count(EpochEvent)} epochs, {how}"
+        return (f"{self.name}: {counted(self.count(BatchEvent), 'batch', 'batches')}, "
+                f"{counted(self.count(EpochEvent), 'epoch')}, {how}")
 
 
 def _parse(raw: bytes):

@@ -41,7 +41,7 @@ from PyQt5.QtWidgets import (
 )
 
 from .demo import DemoSettings
-from .events import ErrorEvent
+from .events import ErrorEvent, counted
 from .plotting import MetricsPlot, SinePlot
 from .refine import SineUpdate, TrainingUpdate
 from .session import DemoSession, TrainingSession
@@ -354,14 +354,15 @@ class MonitorWindow(QMainWindow):
         else:
             if self.progress.maximum() == 0:
                 self.progress.setRange(0, 1000)
-            if not end.stopped and p is not None and p.fraction is not None and p.fraction >= 0.999:
+            # Finished by itself: every planned step done, or, with unknown totals, every epoch.
+            if not end.stopped and p is not None and (p.fraction is None or p.fraction >= 0.999):
                 self.progress.setValue(1000)
             word = "stopped early" if end.stopped else "finished"
             self.status.setText(f"training {word}")
             self.status.setStyleSheet("")
             self.append_message("control", f"training {word} at step {end.step} "
-                                           f"({update.counts.get('batches', 0)} batches, "
-                                           f"{update.counts.get('epochs', 0)} epochs)")
+                                           f"({counted(update.counts.get('batches', 0), 'batch', 'batches')}, "
+                                           f"{counted(update.counts.get('epochs', 0), 'epoch')})")
 
     def request_frame(self) -> None:
         """Draw soon: at once, or when the frame pacing allows; brings a longer wait forward.

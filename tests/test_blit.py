@@ -215,6 +215,29 @@ def test_when_the_run_is_over_its_y_limits_fit_the_data_again():
     assert plot.draw_frame() is None  # once
 
 
+def test_when_a_run_without_planned_steps_is_over_its_x_limits_fit_the_steps_it_took():
+    # Unknown totals (a generator without steps): the x limits grow by doubling, with room for the
+    # run to go on; its last frame fits them to the steps taken. A new run grows them again.
+    plot, _ = _plot()
+    refiner = TrainingRefiner(0.9)
+    plot.apply(refiner.refine([StartEvent(1000.0, None, None)]))
+    plot.apply(refiner.refine([BatchEvent(i + 1, 0, 1000.0 + i, {"loss": 1.0 / (i + 1)}) for i in range(100)]))
+    plot.draw_frame()
+    loss = plot.panels["loss"]
+    assert loss.ax.get_xlim() == (0.0, 128.0)
+    plot.run_over()
+    assert plot.draw_frame() == "full"
+    assert loss.ax.get_xlim() == (0.0, 100.0)
+    plot.reset(None)
+    plot.apply(refiner.refine([StartEvent(2000.0, None, None)]))
+    plot.apply(refiner.refine([BatchEvent(i + 1, 0, 2000.0 + i, {"loss": 0.5}) for i in range(50)]))
+    plot.draw_frame()
+    assert loss.ax.get_xlim() == (0.0, 100.0)  # room enough: kept
+    plot.apply(refiner.refine([BatchEvent(i + 1, 0, 2000.0 + i, {"loss": 0.5}) for i in range(50, 120)]))
+    plot.draw_frame()
+    assert loss.ax.get_xlim() == (0.0, 256.0)
+
+
 def test_a_run_that_begins_while_the_last_runs_end_is_half_drawn_draws_the_kept_axes_anew():
     # The last frame of a run sets new limits on every axes and draws them one per turn; a run
     # beginning meanwhile keeps those axes: the ones not yet drawn for their limits are drawn anew

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 
 import keras
 import numpy as np
@@ -66,6 +67,29 @@ def test_main_thread_fit_plots_every_batch_epoch_and_val(qtbot, monitor):
     assert "epoch 3/3" in win.progress_label.text() and win.progress.value() == 1000
     assert "epoch 1: " in win.pane_text("receiver")
     assert not live_threads()
+
+
+def test_a_fit_on_a_generator_with_unknown_steps_ends_complete(qtbot, monitor):
+    # A generator has no length: fit knows the epochs, not the steps. The progress line counts
+    # the steps each epoch took; at the end the bar is full and the x axis fits the steps taken.
+    x, y = _data(96)
+
+    def batches():
+        for i in range(0, 96, 32):
+            yield x[i:i + 32], y[i:i + 32]
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # Keras: the input ran out of data (how a generator's epoch ends)
+        _model().fit(batches(), epochs=1, verbose=0, callbacks=[monitor])
+    _finished(qtbot, monitor)
+    win = monitor.window
+    assert win.plot.shown()["loss"]["batches"] == 3
+    assert "training finished" in win.status.text()
+    control = win.pane_text("control")
+    assert "training started (1 epoch x ? steps)" in control and "at step 3 (3 batches, 1 epoch)" in control
+    assert win.progress_label.text().startswith("epoch 1/1 · step 3 ·")
+    assert (win.progress.maximum(), win.progress.value()) == (1000, 1000)
+    qtbot.waitUntil(lambda: win.plot.panels["loss"].ax.get_xlim() == (0.0, 3.0), timeout=5000)
 
 
 def test_stop_training_button_ends_fit_early(qtbot, monitor):

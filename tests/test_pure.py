@@ -226,6 +226,16 @@ def test_progress_counts_steps_within_the_epoch_even_when_totals_are_unknown():
     assert (p.epoch, p.step_in_epoch, p.step, p.eta_s, p.fraction) == (1, 2, 9, None, None)
 
 
+def test_progress_after_the_last_epoch_with_unknown_steps_shows_that_epochs_steps():
+    r = TrainingRefiner()
+    r.refine([StartEvent(0.0, epochs=2, steps=None)])
+    r.refine([_batch(s, 1.0, epoch=0) for s in range(1, 8)] + [EpochEvent(7, 0, 0.2, {"loss": 1.0})])
+    p = r.refine([_batch(s, 1.0, epoch=1) for s in range(8, 13)] + [EpochEvent(12, 1, 0.4, {"loss": 1.0}),
+                                                                   EndEvent(12, 0.4)]).progress
+    assert (p.epoch, p.step_in_epoch, p.step, p.fraction) == (1, 5, 12, None)
+    assert p.describe().startswith("epoch 2/2 · step 5 ·")
+
+
 def test_progress_between_epochs_and_after_the_last_one():
     r = TrainingRefiner()
     r.refine([StartEvent(0.0, epochs=2, steps=3)])

@@ -602,7 +602,7 @@ def test_sigkill_mid_epoch_keeps_every_batch_up_to_the_last_flush(qtbot, tmp_pat
     # the command replays it (its end is missing: said, not an error)
     r = _cli(["replay", str(path), "--screenshot", str(tmp_path / "k.png")])
     assert r.returncode == 0, r.stderr[-2000:]
-    assert f"{len(batches)} batches, 1 epochs, cut short" in r.stdout
+    assert f"{len(batches)} batches, 1 epoch, cut short" in r.stdout
     rp = replay(path)
     qtbot.addWidget(rp.window)
     _wait_replay(qtbot, rp)
