@@ -12,7 +12,7 @@ import threading
 import time
 import traceback
 
-from .callback import QtMonitor
+from .callback import BUSY, QtMonitor
 from .events import ErrorEvent
 
 __all__ = ["FitJob", "fit_in_background"]
@@ -44,7 +44,8 @@ class FitJob:
         except BaseException as exc:  # noqa: BLE001 - handed to the caller by wait()
             self.exception = exc
             put = self.monitor._put
-            if put is not None:
+            # The window learns it from this job only if it watched it (another job's run goes on).
+            if put is not None and self.monitor._fit_thread == threading.get_ident():
                 line = traceback.format_exception_only(type(exc), exc)[-1].strip()
                 put(ErrorEvent(time.time(), line))
         finally:
@@ -106,6 +107,8 @@ def fit_in_background(model, *args, callbacks=None, **kwargs) -> FitJob:
         raise ValueError("pass at most one QtMonitor to fit_in_background")
     if monitors:
         monitor = monitors[0]
+        if monitor.busy_elsewhere():
+            raise RuntimeError(BUSY)
     else:
         monitor = QtMonitor()
         callbacks.append(monitor)

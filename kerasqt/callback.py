@@ -27,6 +27,9 @@ from .runlog import DEFAULT_LOG_DIR, LogFollower, RunLogWriter, resolve_log_dir
 
 __all__ = ["QtMonitor"]
 
+BUSY = ("this QtMonitor is already watching a fit that runs in another thread; give each fit that "
+        "runs at the same time its own QtMonitor")
+
 
 class QtMonitor(keras.callbacks.Callback):
     """Watch ``model.fit`` live in a Qt window.
@@ -151,9 +154,19 @@ class QtMonitor(keras.callbacks.Callback):
             self.model.stop_training = True
 
     # -- Keras hooks (training thread) -------------------------------------------------------------
+    def set_model(self, model) -> None:
+        if not self.busy_elsewhere():  # else another fit's, refused at its on_train_begin
+            super().set_model(model)
+
+    def set_params(self, params) -> None:
+        if not self.busy_elsewhere():
+            super().set_params(params)
+
     def on_train_begin(self, logs=None) -> None:
         from .qtapp import in_main_thread
 
+        if self.busy_elsewhere():
+            raise RuntimeError(BUSY)
         self.runs += 1
         self._put = None  # the last run's queue, if its fit raised: nothing reads it any more
         self._reset_counters()
@@ -231,7 +244,9 @@ class QtMonitor(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None) -> None:
         steps = (self.params or {}).get("steps")
-        self._offset += steps if steps else self._last_batch + 1
+        ran = self._last_batch + 1  # Keras waits for pending batch hooks before this one
+        # The planned steps, unless the epoch was cut short (stop_training, data ran out).
+        self._offset += min(ran, steps) if steps and ran else (steps or ran)
         self._last_batch = -1
         self._read_lr()
         put = self._put
@@ -361,6 +376,11 @@ class QtMonitor(keras.callbacks.Callback):
                 return True
             f = f.f_back
         return False
+
+    def busy_elsewhere(self) -> bool:
+        """Whether this monitor watches a ``fit`` that runs in another thread now."""
+        return (self._in_fit and self._fit_frame is not None and self._fit_thread != threading.get_ident()
+                and self.fit_running())
 
     def describe_fit(self) -> str:
         p = self.params or {}

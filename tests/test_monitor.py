@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import math
+import threading
 import warnings
 
 import keras
@@ -98,8 +100,13 @@ def test_stop_training_button_ends_fit_early(qtbot, monitor):
     hist = _model().fit(x, y, epochs=5, batch_size=32, verbose=0, callbacks=[monitor, clicker])
     _finished(qtbot, monitor)
     assert len(hist.history["loss"]) == 1  # stopped inside the first epoch
-    assert monitor.window.plot.shown()["loss"]["batches"] == 4  # batches 0..3, then stop
-    assert "stopped early" in monitor.window.status.text()
+    win = monitor.window
+    assert win.plot.shown()["loss"]["batches"] == 4  # batches 0..3, then stop
+    assert "stopped early" in win.status.text()
+    # The epoch cut short ends where it stopped (step 4 of 32), not at its planned end.
+    np.testing.assert_array_equal(win.plot.epochs.steps, [4])
+    assert "training stopped early at step 4 (4 batches, 1 epoch)" in win.pane_text("control")
+    assert win.progress_label.text().startswith("epoch 1/5 · step 4/32 ·")
 
 
 def test_prints_during_fit_go_to_the_window(qtbot, monitor, capsys):
@@ -203,6 +210,37 @@ def test_fit_in_background_stop_and_error(qtbot, monitor):
     _finished(qtbot, monitor)
     assert "data went bad" in monitor.window.pane_text("control")
     assert "training failed" in monitor.window.status.text()
+
+
+def test_one_monitor_watches_one_fit_at_a_time(qtbot, monitor):
+    # A second fit given the same monitor while the first runs is refused with a clear error,
+    # from fit_in_background at once, from fit in another thread at its start; the first run
+    # goes on, watched, and its log holds its own batches only.
+    x, y = _data(4096)
+    job = fit_in_background(_model(), x, y, epochs=50, batch_size=16, callbacks=[monitor])
+    qtbot.waitUntil(lambda: monitor.window.plot.shown().get("loss", {}).get("batches", 0) > 5, timeout=20000)
+    with pytest.raises(RuntimeError, match="already watching a fit"):
+        fit_in_background(_model(), x, y, epochs=1, callbacks=[monitor])
+    errors = []
+
+    def direct():
+        try:
+            _model().fit(x, y, epochs=1, verbose=0, callbacks=[monitor])
+        except RuntimeError as exc:
+            errors.append(str(exc))
+
+    other = threading.Thread(target=direct)
+    other.start()
+    other.join(60)
+    assert len(errors) == 1 and "its own QtMonitor" in errors[0]
+    assert monitor.window.training.running and not job.done()  # the first run goes on
+    job.stop()
+    job.wait(timeout=60)
+    _finished(qtbot, monitor)
+    assert "stopped early" in monitor.window.status.text() and monitor.runs == 1
+    batches = [json.loads(line) for line in open(monitor.log_path) if '"type":"batch"' in line]
+    steps = [b["step"] for b in batches]
+    assert steps == list(range(1, len(steps) + 1))  # one run's steps, none from the refused fits
 
 
 def test_same_monitor_for_repeated_fits_starts_a_new_run_each_time(qtbot, monitor):
