@@ -534,6 +534,10 @@ class MetricsPlot(Plot):
                 else:
                     pad = 0.15 * (hi - lo) if hi > lo else max(abs(hi) * 0.1, 0.1)
                     want_y = (lo - pad * more_lo, hi + pad * more_hi)
+                    if lo >= 0:  # losses, accuracies: no room below 0, nor above 1 for scores in [0, 1]
+                        floor = max(want_y[0], -0.03 * want_y[1])
+                        ceiling = min(want_y[1], 1 + 0.03 * (1 - floor)) if hi <= 1 else want_y[1]
+                        want_y = (floor, ceiling)
                 if _near(want_y, (y0, y1)):
                     want_y = (y0, y1)
         if want_x == (x0, x1) and want_y == (y0, y1):

@@ -98,7 +98,7 @@ class MonitorWindow(QMainWindow):
     """The kerasqt window. Demo mode until a training run begins, then training mode."""
 
     FULL_DRAW_MIN_GAP = 1.0  # seconds between full redraws (new axis limits) while training
-    FULL_DRAW_MAX_GAP = 4.0  # ... and at most this long, so that the limits follow the data
+    FULL_DRAW_MAX_GAP = 4.0  # ... and at most this long, so that the limits follow the data (full_draw_gap)
     MAX_FRAME_GAP = 0.4  # seconds: new points are drawn 2.5 times a second at least, whatever a frame costs
     # Share of the main thread that blits may take while training runs in another thread (the main
     # thread is idle otherwise); a fit in the main thread waits for every frame: there draw_budget holds.
@@ -129,6 +129,7 @@ class MonitorWindow(QMainWindow):
         self.last_update: TrainingUpdate | None = None
         self.training_active = False
         self._next_full = 0.0
+        self._run_began = 0.0
         self._staged_cost = 0.0  # seconds spent so far on the axes of a staged full draw
         self._earliest_frame = 0.0
         self._fit_in_main = False
@@ -279,6 +280,7 @@ class MonitorWindow(QMainWindow):
     def _begin_run(self, monitor) -> None:
         self.interrupted = False  # a Ctrl-C from before this run is not this run's
         self._staged_cost = 0.0
+        self._next_full, self._run_began = 0.0, time.perf_counter()  # the last run's pacing is not this one's
         try:
             self.show_training()
             self.plot.reset(None)
@@ -387,7 +389,8 @@ class MonitorWindow(QMainWindow):
         While training runs, a frame that took ``c`` seconds is followed by a pause of
         ``c / (draw_budget / 2)`` (``c / BACKGROUND_DRAW_SHARE`` when training runs in another
         thread), at most ``MAX_FRAME_GAP``; full draws (new axis limits) get the other half of the
-        budget and happen at most every ``FULL_DRAW_MIN_GAP`` seconds. They are staged: one axes
+        budget and happen at most every ``FULL_DRAW_MIN_GAP`` seconds, at least every quarter of
+        the run's age (``FULL_DRAW_MIN_GAP`` to ``FULL_DRAW_MAX_GAP``). They are staged: one axes
         per frame, the event loop turning in between, their costs added up. The lines keep
         moving in between (blitted), clipped to the old limits.
         """
@@ -410,7 +413,7 @@ class MonitorWindow(QMainWindow):
             half = self.draw_budget / 2
             if kind == "full":
                 cost, self._staged_cost = cost + self._staged_cost, 0.0
-                self._next_full = now + min(max(self.FULL_DRAW_MIN_GAP, cost / half), self.FULL_DRAW_MAX_GAP)
+                self._next_full = now + self.full_draw_gap(cost, now)
             else:
                 share = half if self._fit_in_main else max(half, self.BACKGROUND_DRAW_SHARE)
                 gap = max(gap, min(cost / share, self.MAX_FRAME_GAP))
@@ -418,6 +421,13 @@ class MonitorWindow(QMainWindow):
         if self.plot.limits_pending:  # no new data: wait for the full draw
             gap = max(gap, self._next_full - time.perf_counter())
         self._timer.start(max(int(gap * 1000), 1))
+
+    def full_draw_gap(self, cost: float, now: float) -> float:
+        """Seconds from a full draw that took ``cost`` seconds (at ``now``, while training runs) to
+        the next one: its share of the budget, at least ``FULL_DRAW_MIN_GAP``, at most a quarter
+        of the run's age (the curves change most in its first seconds) up to ``FULL_DRAW_MAX_GAP``."""
+        cap = min(max(self.FULL_DRAW_MIN_GAP, (now - self._run_began) / 4), self.FULL_DRAW_MAX_GAP)
+        return min(max(self.FULL_DRAW_MIN_GAP, cost / (self.draw_budget / 2)), cap)
 
     def draw_now(self) -> None:
         """Draw everything pending at once (tests, screenshots)."""

@@ -6,6 +6,7 @@ Pure Matplotlib (an Agg canvas, no Qt): the plot's drawing logic without the win
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
@@ -181,14 +182,15 @@ def test_staged_full_draws_draw_one_axes_per_frame_with_a_whole_draws_pixels():
     assert np.abs(staged - _pixels(plot)).max() <= 1
 
 
-def _falling_run(staged: bool = False) -> MetricsPlot:
-    """A run of 100 batches whose loss falls slowly, drops, then goes on falling slowly: its
-    limits grew with room below; each chunk of 10 drawn as it came."""
+def _falling_run(staged: bool = False, floor: float = 10.0) -> MetricsPlot:
+    """A run of 100 batches whose loss falls slowly, drops, then goes on falling slowly towards
+    ``floor``: its limits grew with room below; each chunk of 10 drawn as it came."""
     plot, _ = _plot()
     refiner = TrainingRefiner(0.9)
     plot.apply(refiner.refine([StartEvent(1000.0, 2, 50, 32)]))
-    rows = [BatchEvent(i + 1, i // 50, 1000.0 + i, {"loss": 2.0 - 0.1 * i if i < 10 else 0.1 + 0.1 / (i - 9),
-                                                     "accuracy": min(0.5 + i / 100, 0.97)})
+    rows = [BatchEvent(i + 1, i // 50, 1000.0 + i,
+                       {"loss": floor + (2.0 - 0.1 * i if i < 10 else 0.1 + 0.1 / (i - 9)),
+                        "accuracy": min(0.5 + i / 100, 0.97)})
             for i in range(100)]
     for k in range(0, 100, 10):
         plot.apply(refiner.refine(rows[k:k + 10]))
@@ -202,7 +204,7 @@ def test_when_the_run_is_over_its_y_limits_fit_the_data_again():
     # is over, nothing will come: its last frame fits them to the data (one axes drawn anew).
     plot = _falling_run()
     loss = plot.panels["loss"]
-    lo, hi = 0.1 + 0.1 / 90, 2.0
+    lo, hi = 10.1 + 0.1 / 90, 12.0
     y0, y1 = loss.ax.get_ylim()
     assert y0 < lo - 0.3 * (hi - lo)  # the limits grew with room below the falling curve
     x_limits, draws = loss.ax.get_xlim(), plot.full_draws
@@ -213,6 +215,19 @@ def test_when_the_run_is_over_its_y_limits_fit_the_data_again():
     assert lo - 0.2 * (hi - lo) <= y0 < lo and hi < y1 <= hi + 0.2 * (hi - lo)
     assert loss.ax.get_xlim() == x_limits  # the planned steps stay: a run stopped early shows it
     assert plot.draw_frame() is None  # once
+
+
+def test_limits_of_losses_and_scores_leave_no_room_below_0_nor_above_1():
+    # A loss falling towards 0 and an accuracy rising towards 1: their limits grow with room on
+    # the side the data leave by, but a loss cannot go below 0 nor an accuracy above 1.
+    plot = _falling_run(floor=0.0)
+    (y0, y1), (a0, a1) = plot.panels["loss"].ax.get_ylim(), plot.panels["accuracy"].ax.get_ylim()
+    assert -0.03 * y1 == pytest.approx(y0) and 2.0 < y1
+    assert a0 < 0.5 and 0.97 < a1 == pytest.approx(1 + 0.03 * (1 - a0))
+    plot.run_over()
+    plot.draw_frame()
+    (y0, y1), (a0, a1) = plot.panels["loss"].ax.get_ylim(), plot.panels["accuracy"].ax.get_ylim()
+    assert -0.03 * y1 == pytest.approx(y0) and 0.97 < a1 <= 1.03
 
 
 def test_when_a_run_without_planned_steps_is_over_its_x_limits_fit_the_steps_it_took():

@@ -13,6 +13,7 @@ import pytest
 
 from kerasqt import QtMonitor, fit_in_background
 from kerasqt.session import live_threads
+from kerasqt.window import MonitorWindow
 
 
 def _data(n=256, seed=0):
@@ -251,6 +252,20 @@ def test_same_monitor_for_repeated_fits_starts_a_new_run_each_time(qtbot, monito
         _finished(qtbot, monitor)
         assert monitor.window.plot.shown()["loss"]["batches"] == 8
     assert monitor.runs == 3 and not live_threads()
+
+
+def test_new_limits_follow_the_data_within_a_second_early_in_a_run(qtbot):
+    # A full draw (new limits) takes its share of the drawing budget, but early in a run, when
+    # the curves move most, the next one may come a second later at most: the cap is a quarter
+    # of the run's age, up to FULL_DRAW_MAX_GAP. (An 80 ms draw at a 1 % share would wait 8 s.)
+    win = MonitorWindow(draw_budget=0.02)
+    qtbot.addWidget(win)
+    win._run_began = 100.0
+    assert win.full_draw_gap(0.080, now=100.5) == 1.0
+    assert win.full_draw_gap(0.080, now=108.0) == 2.0
+    assert win.full_draw_gap(0.080, now=200.0) == win.FULL_DRAW_MAX_GAP == 4.0
+    assert win.full_draw_gap(0.005, now=200.0) == win.FULL_DRAW_MIN_GAP == 1.0  # cheap: the budget allows more
+    assert win.full_draw_gap(0.015, now=200.0) == pytest.approx(1.5)
 
 
 def test_monitor_rejects_bad_arguments():
