@@ -350,7 +350,8 @@ class QtMonitor(keras.callbacks.Callback):
     def export(self, path) -> str:
         """Save the window's figure (``.png``, ``.svg``, ``.pdf``) or metrics (``.csv``); main thread."""
         if self._window is None:
-            raise RuntimeError("nothing to export: the monitor has no window yet")
+            raise RuntimeError("nothing to export: this monitor has no window (one opens at the first fit "
+                               "or at show(), when there is a screen or an offscreen platform)")
         return self._window.export(path)
 
     def _main_fit_running(self) -> bool:

@@ -68,23 +68,31 @@ def _export_path(text: str) -> str:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
     parser = _Parser(prog="kerasqt", description="Watch Keras training live in a Qt window.")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    parser.add_argument("--version", action="version", version=f"kerasqt {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="{demo,example,replay}", parser_class=_Parser)
 
     demo = sub.add_parser("demo", help="the sine demo: worker and receiver threads feeding the window")
     demo.add_argument("--seconds", type=_positive_float, help="run this long, then close (headless smoke mode)")
     demo.add_argument("--screenshot", type=_png_path, help="save a PNG of the window before closing")
-    demo.add_argument("--worker-iterations", type=_positive_int, default=20)
-    demo.add_argument("--worker-interval", type=_positive_float, default=0.1)
-    demo.add_argument("--receiver-iterations", type=_positive_int, default=50)
-    demo.add_argument("--receiver-interval", type=_positive_float, default=0.05)
-    demo.add_argument("--batch-size", type=_positive_int, default=5)
+    demo.add_argument("--worker-iterations", type=_positive_int, default=20, metavar="N",
+                      help="sine curves the worker makes (default: %(default)s)")
+    demo.add_argument("--worker-interval", type=_positive_float, default=0.1, metavar="SECONDS",
+                      help="pause between two curves (default: %(default)s)")
+    demo.add_argument("--receiver-iterations", type=_positive_int, default=50, metavar="N",
+                      help="times the receiver takes what is queued (default: %(default)s)")
+    demo.add_argument("--receiver-interval", type=_positive_float, default=0.05, metavar="SECONDS",
+                      help="pause between two of them (default: %(default)s)")
+    demo.add_argument("--batch-size", type=_positive_int, default=5, metavar="N",
+                      help="receiver iterations that share a colour (default: %(default)s)")
     demo.add_argument("--no-start", action="store_true", help="wait for the start threads button")
     demo.add_argument("--log-dir", metavar="DIR", help="record each demo run to a run log in DIR")
 
     ex = sub.add_parser("example", help="train a small model on scikit-learn's digits, watched live")
-    ex.add_argument("--epochs", type=_positive_int, default=12)
-    ex.add_argument("--batch-size", type=_positive_int, default=32)
+    ex.add_argument("--epochs", type=_positive_int, default=12, help="epochs to train (default: %(default)s)")
+    ex.add_argument("--batch-size", type=_positive_int, default=32, help="samples per batch (default: %(default)s)")
     ex.add_argument("--screenshot", type=_png_path, help="save a PNG of the window after training")
 
     rp = sub.add_parser("replay", help="show recorded runs (run logs) in the window; several overlay")
@@ -97,10 +105,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:  # what there is to do, rather than an error about a missing argument
+        parser.print_help(sys.stderr)
+        return 2
     runs = None
     if args.command == "replay":  # bad files are one line and exit 2, before any window
-        runs = _read_runs(args.runs)
+        runs = _read_runs(args.runs, args.export)
         if runs is None:
             return 2
     from .qtapp import NoDisplayError, QtMissingError, ensure_app, is_offscreen
@@ -160,6 +172,8 @@ def _example(args) -> int:
     h = history.history
     print(f"trained {len(h['loss'])} epochs: loss {h['loss'][-1]:.3f}, accuracy {h['accuracy'][-1]:.3f}, "
           f"val_loss {h['val_loss'][-1]:.3f}, val_accuracy {h['val_accuracy'][-1]:.3f}")
+    if monitor.log_path is not None:
+        print(f"run log: {os.path.abspath(monitor.log_path)} (kerasqt replay shows it)")
     window = monitor.window
     _finish(window, args.screenshot)
     from .qtapp import is_offscreen
@@ -171,8 +185,9 @@ def _example(args) -> int:
     return 0
 
 
-def _read_runs(paths: list[str]):
-    """The run logs, checked; None after printing one line for the first bad one."""
+def _read_runs(paths: list[str], exports: list[str]):
+    """The run logs, checked (and that they can give the ``exports``); None after printing one
+    line for the first problem."""
     from .runlog import RunLogError, read_run
 
     runs = []
@@ -180,13 +195,17 @@ def _read_runs(paths: list[str]):
         try:
             run = read_run(path)
             if not run.records:
-                raise RunLogError("the run log holds no events")
+                raise RunLogError(f"{path}: the run log holds no events")
         except RunLogError as exc:
-            print(f"kerasqt: error: {path}: {exc}", file=sys.stderr)
+            print(f"kerasqt: error: {exc}", file=sys.stderr)
             return None
         runs.append(run)
     if len({run.kind for run in runs}) > 1:
         print("kerasqt: error: cannot overlay sine demo recordings and training runs", file=sys.stderr)
+        return None
+    if runs[0].kind == "sine" and any(os.path.splitext(p)[1].lower() == ".csv" for p in exports):
+        print("kerasqt: error: a sine demo recording has no training metrics to export as .csv; "
+              "export the figure (.png, .svg, .pdf)", file=sys.stderr)
         return None
     return runs
 

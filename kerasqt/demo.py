@@ -61,7 +61,8 @@ class DemoSettings:
 
 
 class SineWorker(QObject):
-    """Makes ``iterations`` sine curves, one every ``interval`` s, with 1, 2, 3, ... periods."""
+    """Makes ``iterations`` sine curves, one every ``interval`` s, with 1, 2, 3, ... half-periods
+    (x from 0 to k·π)."""
 
     finished = pyqtSignal()
 
@@ -90,7 +91,7 @@ class SineWorker(QObject):
                 self.made += 1
                 if self.made % self.batch_size == 0:
                     print(f"worker: batch {self.made // self.batch_size} done, {self.made} curves, "
-                          f"last with {periods} periods")
+                          f"last with {periods} half-periods")
                 self._sleep(self.interval)
             print(f"worker: finished after {self.made} curves")
         finally:

@@ -218,10 +218,12 @@ class EndEvent:
 
 @dataclass(frozen=True, slots=True)
 class ErrorEvent:
-    """Training ended with an exception; ``message`` is one line for the window."""
+    """Training ended with an exception; ``message`` is one line for the window. ``how``: what the
+    window says of the run ("failed"; "cut short" for a replayed log without its end)."""
 
     time: float
     message: str
+    how: str = "failed"
 
 
 def counted(n, noun: str, plural: str | None = None) -> str:

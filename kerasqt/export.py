@@ -12,10 +12,17 @@ __all__ = ["write_csv"]
 def write_csv(plot, path: str) -> str:
     """Write one row per batch, epoch and test pass: ``kind, step, epoch, <metrics...>``.
 
-    Batch rows carry raw values (smoothed ones end in ``~``); empty cells are
-    metrics not logged at that row, ``nan``/``inf`` are kept as written.
+    Batch rows carry raw values (smoothed ones end in ``~``) and the epoch their step falls
+    in (the first one that ends at or after it). Empty cells are metrics not logged at that
+    row; in batch rows a NaN is empty too (the batch table holds both as NaN), ``inf`` and
+    epoch and test values are kept as written.
     """
-    tables = [("batch", plot.batches, None), ("epoch", plot.epochs, plot.epochs.epochs),
+    ends, numbers = plot.epochs.steps, plot.epochs.epochs
+    batch_epochs = []
+    if len(plot.batches):
+        at = np.searchsorted(ends, plot.batches.steps, side="left").tolist()
+        batch_epochs = [numbers[i] if i < len(numbers) else (numbers[-1] + 1 if numbers else "") for i in at]
+    tables = [("batch", plot.batches, batch_epochs), ("epoch", plot.epochs, numbers),
               ("test", plot.tests, plot.tests.epochs)]
     names: list[str] = []
     for _, table, _ in tables:
@@ -28,7 +35,7 @@ def write_csv(plot, path: str) -> str:
         for kind, table, epochs in tables:
             cols = [table.column(n) if n in table.names() else None for n in names]
             for i, step in enumerate(table.steps.tolist()):
-                row = [kind, step, "" if epochs is None else epochs[i]]
+                row = [kind, step, epochs[i]]
                 for col in cols:
                     if col is None:
                         row.append("")

@@ -595,12 +595,19 @@ def _check_header(header) -> dict:
 
 
 def read_run(path: str | os.PathLike) -> RunLog:
-    """Read and check a run log; raises :class:`RunLogError` with a one-line reason for a bad file.
+    """Read and check a run log; raises :class:`RunLogError` with a one-line reason for a bad file
+    (its path, then what is wrong).
 
     A last line without its newline that does not parse (the writer was killed
     mid-line) is skipped and sets ``truncated``; any other bad line is an error.
     """
-    path = Path(path)
+    try:
+        return _read_run(Path(path))
+    except RunLogError as exc:
+        raise RunLogError(f"{path}: {exc}") from None
+
+
+def _read_run(path: Path) -> RunLog:
     try:
         fh = open(path, "rb")
     except FileNotFoundError:
@@ -700,7 +707,7 @@ class ReplayFeeder:
                 self.put(EndEvent(0, when))
             else:
                 self.put(ErrorEvent(when, "the run log ends here, without the end of the run "
-                                          "(the process was killed, or the run is still going)"))
+                                          "(the process was killed, or the run is still going)", "cut short"))
 
     @property
     def done(self) -> bool:

@@ -189,7 +189,7 @@ class DemoSession(QObject):
             self._capture.set_source(threading.get_ident(), "receiver")
         refiner = self._refiner
         if refiner is not None and refiner.next_iteration():
-            print(f"receiver: iteration {i}, batch {refiner.batch} begins, colour {refiner.color}")
+            print(f"receiver: iteration {i}, batch {refiner.batch + 1} begins, colour {refiner.color}")
 
     def _worker_finished(self) -> None:
         if self.running:

@@ -256,7 +256,8 @@ class MonitorWindow(QMainWindow):
     def _demo_running_changed(self, running: bool) -> None:
         self.start_button.setEnabled(not running)
         self.stop_button.setEnabled(running)
-        self.status.setText("demo running" if running else ("" if self.mode == "training" else "demo stopped"))
+        idle = "demo stopped" if self.demo.runs else "press start threads to run the demo"
+        self.status.setText("demo running" if running else ("" if self.mode == "training" else idle))
         if running:
             self.request_frame()
 
@@ -350,9 +351,10 @@ class MonitorWindow(QMainWindow):
         if end is None:
             return
         if isinstance(end, ErrorEvent):
-            self.status.setText("training failed")
-            self.status.setStyleSheet("color: #b00020; font-weight: bold")
-            self.append_message("control", f"training failed: {end.message}")
+            self.status.setText(f"training {end.how}")
+            self.status.setStyleSheet("color: #b00020; font-weight: bold" if end.how == "failed" else
+                                      "color: #9a6700; font-weight: bold")
+            self.append_message("control", f"training {end.how}: {end.message}")
         else:
             if self.progress.maximum() == 0:
                 self.progress.setRange(0, 1000)

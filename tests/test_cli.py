@@ -61,3 +61,13 @@ def test_example_trains_and_saves_a_screenshot(tmp_path):
     assert r.returncode == 0, r.stderr[-2000:]
     assert "trained 2 epochs" in r.stdout and f"screenshot saved to {shot}" in r.stdout
     assert shot.stat().st_size > 20_000
+
+
+def test_no_command_shows_what_there_is_to_do_and_version_says_the_version():
+    r = _run([], timeout=60)
+    assert r.returncode == 2 and "usage: kerasqt" in r.stderr and "replay" in r.stderr
+    assert "Traceback" not in r.stderr
+    from kerasqt import __version__
+
+    r = _run(["--version"], timeout=60)
+    assert r.returncode == 0 and r.stdout.strip() == f"kerasqt {__version__}"

@@ -63,6 +63,7 @@ def _lines(window):
 
 def test_demo_through_its_buttons(qtbot, window):
     line = window.plot.line
+    assert window.status.text() == "press start threads to run the demo"  # nothing ran, nothing stopped
     qtbot.mouseClick(window.start_button, 1)
     assert window.demo.running and not window.start_button.isEnabled()
     qtbot.waitUntil(lambda: window.plot.curves >= 3, timeout=5000)
@@ -71,7 +72,7 @@ def test_demo_through_its_buttons(qtbot, window):
     assert "started worker" in window.pane_text("control")
     qtbot.mouseClick(window.stop_button, 1)
     assert not window.demo.running and not live_threads()
-    assert "threads stopped" in window.pane_text("control")
+    assert "threads stopped" in window.pane_text("control") and window.status.text() == "demo stopped"
     assert "worker:" in window.pane_text("worker")
     # start again after a stop
     before = window.plot.curves
@@ -79,6 +80,22 @@ def test_demo_through_its_buttons(qtbot, window):
     qtbot.waitUntil(lambda: window.plot.curves > before, timeout=5000)
     qtbot.mouseClick(window.stop_button, 1)
     assert not live_threads()
+
+
+def test_the_receiver_pane_and_the_title_count_colour_batches_alike(qtbot, window):
+    window.demo.settings = DemoSettings(worker_iterations=1000, worker_interval=0.01, receiver_iterations=1000,
+                                        receiver_interval=0.01, batch_size=2)
+    window.start_threads()
+
+    def title_batch():
+        window.draw_now()
+        title = window.plot.ax.get_title()  # "curve N: ... receiver batch K, colour #..."
+        return title.split("receiver ")[1] if "receiver batch" in title else "batch 1,"
+
+    qtbot.waitUntil(lambda: int(title_batch().split()[1].rstrip(",")) >= 3, timeout=5000)
+    window.stop_threads()
+    said = title_batch().replace(",", " begins,", 1)  # "batch K begins, colour #..."
+    qtbot.waitUntil(lambda: said in window.pane_text("receiver"), timeout=3000)  # printed lines come queued
 
 
 def test_receiver_end_stops_the_worker(qtbot, window):

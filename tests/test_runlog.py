@@ -6,6 +6,7 @@ import json
 import math
 import os
 import queue
+import re
 import signal
 import subprocess
 import sys
@@ -154,6 +155,23 @@ def read_event(line: str):
     from kerasqt.runlog import _decode
 
     return _decode(_strict_json(line))[1]
+
+
+def test_a_csv_export_of_a_sine_recording_is_refused_before_anything_is_written(tmp_path):
+    w = RunLogWriter.create(tmp_path, kind="sine")
+    x = np.arange(0.0, math.pi, 0.1)
+    w.write([SineEvent(0, 1, x, np.sin(x)), EndEvent(0, 1.0)])
+    w.close()
+    shot, svg = tmp_path / "s.png", tmp_path / "s.svg"
+    r = _cli(["replay", str(w.path), "--export", str(svg), "--export", str(tmp_path / "s.csv"),
+              "--screenshot", str(shot)], timeout=60)
+    assert r.returncode == 2 and "no training metrics to export as .csv" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and not shot.exists() and not svg.exists()
+
+
+def test_read_run_names_the_file_in_its_errors(tmp_path):
+    with pytest.raises(RunLogError, match=f"^{re.escape(str(tmp_path / 'gone.jsonl'))}: no such file$"):
+        read_run(tmp_path / "gone.jsonl")
 
 
 def test_sine_events_round_trip_with_arrays(tmp_path):
@@ -607,7 +625,8 @@ def test_sigkill_mid_epoch_keeps_every_batch_up_to_the_last_flush(qtbot, tmp_pat
     qtbot.addWidget(rp.window)
     _wait_replay(qtbot, rp)
     assert list(rp.window.plot.batches.steps) == [ev.step for ev in batches]
-    assert "the run log ends here" in rp.window.pane_text("control")
+    assert "training cut short: the run log ends here" in rp.window.pane_text("control")
+    assert rp.window.status.text() == "training cut short"  # not "failed": the log says nothing of that
     rp.window.close()
 
 
@@ -714,6 +733,8 @@ def test_export_chooses_by_extension(qtbot, tmp_path, capfd):
     assert "<svg" in svg and "loss (smoothed)" in svg
     rows = (tmp_path / "m.csv").read_text().splitlines()
     assert rows[0].startswith("kind,step,epoch") and sum(r.startswith("batch,") for r in rows) == 12
+    # each batch with its epoch (0-based, as Keras counts): 6 batches an epoch
+    assert [r.split(",")[2] for r in rows if r.startswith("batch,")] == ["0"] * 6 + ["1"] * 6
     assert "Traceback" not in capfd.readouterr().err  # the blitting handler stays out of exports
     with pytest.raises(ValueError, match="use .png, .svg, .pdf or .csv"):
         monitor.export(tmp_path / "m.txt")
