@@ -225,6 +225,7 @@ class MonitorWindow(QMainWindow):
         self.stop_training_button.setVisible(not demo)
         self.log_checkbox.setVisible(not demo)
         self.progress.setVisible(not demo)
+        self.progress_label.setVisible(not demo)  # the demo has no progress: no empty row either
         for name, title in zip(PANES, PANE_TITLES[mode], strict=True):
             self._pane_boxes[name].setTitle(title)
         self._demo_running_changed(False)

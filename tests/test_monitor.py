@@ -68,6 +68,7 @@ def test_main_thread_fit_plots_every_batch_epoch_and_val(qtbot, monitor):
     assert len(val_line.get_xdata()) == 3
     assert "training finished" in win.status.text()
     assert "epoch 3/3" in win.progress_label.text() and win.progress.value() == 1000
+    assert not win.progress_label.isHidden()
     assert "epoch 1: " in win.pane_text("receiver")
     assert not live_threads()
 
