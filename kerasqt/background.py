@@ -107,7 +107,8 @@ def fit_in_background(model, *args, callbacks=None, **kwargs) -> FitJob:
         raise ValueError("pass at most one QtMonitor to fit_in_background")
     if monitors:
         monitor = monitors[0]
-        if monitor.busy_elsewhere():
+        job = getattr(monitor, "_job", None)  # a job started but not yet inside its fit holds it too
+        if monitor.busy_elsewhere() or (job is not None and not job.done()):
             raise RuntimeError(BUSY)
     else:
         monitor = QtMonitor()
@@ -117,7 +118,7 @@ def fit_in_background(model, *args, callbacks=None, **kwargs) -> FitJob:
         monitor.batch_size = bs if isinstance(bs, int) else None
     monitor.show().show_training()
     kwargs.setdefault("verbose", 0)
-    job = FitJob(model, monitor, args, {**kwargs, "callbacks": callbacks})
+    job = monitor._job = FitJob(model, monitor, args, {**kwargs, "callbacks": callbacks})
     _register_atexit()
     _jobs.add(job)
     job._thread.start()

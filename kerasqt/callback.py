@@ -27,7 +27,7 @@ from .runlog import DEFAULT_LOG_DIR, LogFollower, RunLogWriter, resolve_log_dir
 
 __all__ = ["QtMonitor"]
 
-BUSY = ("this QtMonitor is already watching a fit that runs in another thread; give each fit that "
+BUSY = ("this QtMonitor is already watching another fit, which is still running; give each fit that "
         "runs at the same time its own QtMonitor")
 
 
@@ -90,8 +90,10 @@ class QtMonitor(keras.callbacks.Callback):
         self._window = None
         self._put = None  # the queue's put while a run is watched, else None
         self._capture: OutputCapture | None = None
-        self._fit_frame = None
+        self._fit_frame = None  # the call into the fit this monitor watches (claimed at set_model)
         self._fit_thread = None
+        self._claim_lock = threading.Lock()
+        self._job = None  # the FitJob that fit_in_background started with this monitor, if any
         self._app = None
         self._next_pump = 0.0
         self._reset_counters()
@@ -104,6 +106,7 @@ class QtMonitor(keras.callbacks.Callback):
         self._in_fit = False
         self._lr = None
         self._next_lr = 0.0
+        self._batch_cap = sys.maxsize  # the last batch index of an epoch (Keras may report one past it)
 
     # -- the window (main thread) ------------------------------------------------------------------
     @property
@@ -154,18 +157,21 @@ class QtMonitor(keras.callbacks.Callback):
             self.model.stop_training = True
 
     # -- Keras hooks (training thread) -------------------------------------------------------------
+    # Keras hands a fit's model and params to its callbacks before on_train_begin: a fit claims the
+    # monitor there already, and one that finds it held by another running fit is refused.
     def set_model(self, model) -> None:
-        if not self.busy_elsewhere():  # else another fit's, refused at its on_train_begin
+        if self._claim(_keras_entry_frame(sys._getframe(1))):
             super().set_model(model)
 
     def set_params(self, params) -> None:
-        if not self.busy_elsewhere():
+        if self._claim(_keras_entry_frame(sys._getframe(1))):
             super().set_params(params)
 
     def on_train_begin(self, logs=None) -> None:
         from .qtapp import in_main_thread
 
-        if self.busy_elsewhere():
+        entry = _keras_entry_frame(sys._getframe(1))
+        if not self._claim(entry):
             raise RuntimeError(BUSY)
         self.runs += 1
         self._put = None  # the last run's queue, if its fit raised: nothing reads it any more
@@ -173,8 +179,6 @@ class QtMonitor(keras.callbacks.Callback):
         self._end_capture()  # the last run's, if its fit raised before its receiver noticed
         self._in_fit = True
         self.events = queue.SimpleQueue()
-        self._fit_thread = threading.get_ident()
-        self._fit_frame = _keras_entry_frame(sys._getframe(1))
         main = in_main_thread()
         win = self._window if (self._window is not None and not self._window.is_closed) else None
         if main:
@@ -202,6 +206,8 @@ class QtMonitor(keras.callbacks.Callback):
     def on_epoch_begin(self, epoch, logs=None) -> None:
         self._epoch = epoch
         self._last_batch = -1
+        steps = (self.params or {}).get("steps")
+        self._batch_cap = steps - 1 if steps else sys.maxsize
         self._read_lr()
         put = self._put
         if put is not None and not self._started:
@@ -225,6 +231,8 @@ class QtMonitor(keras.callbacks.Callback):
         put = self._put
         if put is None:
             return
+        if batch > self._batch_cap:  # steps_per_execution: the last execution of an epoch runs short
+            batch = self._batch_cap
         if batch > self._last_batch:
             self._last_batch = batch
         try:
@@ -235,12 +243,17 @@ class QtMonitor(keras.callbacks.Callback):
         put((self._offset + batch + 1, self._epoch, time.time(), logs, self._lr))
 
     def on_test_end(self, logs=None) -> None:
+        if not self._in_fit:
+            self._release()  # an evaluate() of its own claimed the monitor at set_model
         put = self._put
         if put is None:
             return
         values, bad = numbers(logs)
         kind = "val" if self._in_fit else "test"
         put(EvalEvent(self._offset + self._last_batch + 1, self._epoch, time.time(), values, kind, bad))
+
+    def on_predict_end(self, logs=None) -> None:
+        self._release()  # predict() claimed the monitor at set_model; nothing is shown of it
 
     def on_epoch_end(self, epoch, logs=None) -> None:
         steps = (self.params or {}).get("steps")
@@ -379,9 +392,29 @@ class QtMonitor(keras.callbacks.Callback):
         return False
 
     def busy_elsewhere(self) -> bool:
-        """Whether this monitor watches a ``fit`` that runs in another thread now."""
-        return (self._in_fit and self._fit_frame is not None and self._fit_thread != threading.get_ident()
-                and self.fit_running())
+        """Whether a ``fit`` that is still running holds this monitor (any thread may ask)."""
+        return self._held_by_other(None)
+
+    def _held_by_other(self, entry) -> bool:
+        """Whether a running fit other than the one entered at ``entry`` holds this monitor."""
+        frame = self._fit_frame
+        return frame is not None and frame is not entry and self.fit_running()
+
+    def _release(self) -> None:
+        """Let go of the claim of this thread's call that ended (its frame is not kept alive)."""
+        with self._claim_lock:
+            if self._fit_thread == threading.get_ident() and not self._in_fit:
+                self._fit_frame = None
+
+    def _claim(self, entry) -> bool:
+        """Let the fit entered at ``entry`` (the calling thread's) hold this monitor, unless another
+        running fit holds it; True when it may. Without ``entry`` (not called by a fit), nothing is held."""
+        with self._claim_lock:
+            if self._held_by_other(entry):
+                return False
+            if entry is not None:
+                self._fit_thread, self._fit_frame = threading.get_ident(), entry
+            return True
 
     def describe_fit(self) -> str:
         p = self.params or {}

@@ -308,7 +308,7 @@ class TrainingRefiner:
         steps = st.steps
         if last is not None and last.step > self._epoch_start_step:
             epoch, step_in_epoch = last.epoch, last.step - self._epoch_start_step
-        elif self.ended and self._next_epoch > 0:  # the run ended at an epoch's end: that epoch
+        elif self.ended and self.counts["epochs"]:  # the run ended at an epoch's end: that epoch
             epoch, step_in_epoch = self._next_epoch - 1, self._epoch_steps
         else:  # between epochs: the next one has not logged a batch yet
             epoch, step_in_epoch = self._next_epoch, 0

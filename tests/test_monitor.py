@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import threading
+import time
 import warnings
 
 import keras
@@ -221,7 +222,7 @@ def test_one_monitor_watches_one_fit_at_a_time(qtbot, monitor):
     x, y = _data(4096)
     job = fit_in_background(_model(), x, y, epochs=50, batch_size=16, callbacks=[monitor])
     qtbot.waitUntil(lambda: monitor.window.plot.shown().get("loss", {}).get("batches", 0) > 5, timeout=20000)
-    with pytest.raises(RuntimeError, match="already watching a fit"):
+    with pytest.raises(RuntimeError, match="already watching another fit"):
         fit_in_background(_model(), x, y, epochs=1, callbacks=[monitor])
     errors = []
 
@@ -243,6 +244,77 @@ def test_one_monitor_watches_one_fit_at_a_time(qtbot, monitor):
     batches = [json.loads(line) for line in open(monitor.log_path) if '"type":"batch"' in line]
     steps = [b["step"] for b in batches]
     assert steps == list(range(1, len(steps) + 1))  # one run's steps, none from the refused fits
+
+
+class _SlowBegin(keras.callbacks.Callback):
+    """Takes its time in on_train_begin, as BackupAndRestore or TensorBoard may: runs before the monitor's."""
+
+    def __init__(self, began):
+        super().__init__()
+        self.began = began
+
+    def on_train_begin(self, logs=None):
+        self.began.set()
+        time.sleep(0.5)
+
+
+def test_a_fit_claims_its_monitor_before_on_train_begin(qtbot, monitor):
+    # Keras gives callbacks the model and params before on_train_begin: a second fit that starts in
+    # that gap must neither take them over nor be accepted.
+    x, y = _data(2048)
+    first, second = _model(), _model()
+    began = threading.Event()
+    job = fit_in_background(first, x, y, epochs=2, batch_size=32, callbacks=[_SlowBegin(began), monitor])
+    assert began.wait(30)
+    with pytest.raises(RuntimeError, match="already watching another fit"):  # the job holds it
+        fit_in_background(second, x, y, epochs=1, batch_size=512, callbacks=[monitor])
+    refused = []
+
+    def direct():
+        try:
+            second.fit(x, y, epochs=1, batch_size=512, verbose=0, callbacks=[monitor])
+        except RuntimeError as exc:
+            refused.append(str(exc))
+
+    other = threading.Thread(target=direct)
+    other.start()
+    other.join(60)
+    assert refused and monitor.model is first and monitor.params["steps"] == 64
+    job.wait(timeout=120)
+    _finished(qtbot, monitor)
+    win = monitor.window
+    assert win.plot.shown()["loss"]["batches"] == 128 and "training finished" in win.status.text()
+    assert win.progress_label.text().startswith("epoch 2/2 · step 64/64")
+
+
+def test_a_fit_inside_a_watched_fit_is_refused_and_the_outer_run_goes_on(qtbot, monitor):
+    x, y = _data()
+    errors = []
+
+    def nested(logs):
+        try:
+            _model().fit(x, y, epochs=1, verbose=0, callbacks=[monitor])
+        except RuntimeError as exc:
+            errors.append(str(exc))
+
+    _model().fit(x, y, epochs=2, batch_size=32, verbose=0, callbacks=[monitor, _AtBatch(2, nested)])
+    _finished(qtbot, monitor)
+    assert len(errors) == 1 and "already watching another fit" in errors[0]
+    assert monitor.runs == 1 and monitor.window.plot.shown()["loss"]["batches"] == 16
+    assert "training finished" in monitor.window.status.text()
+
+
+def test_steps_per_execution_that_do_not_divide_an_epoch(qtbot, monitor):
+    # 10 steps an epoch, 4 per execution: Keras reports the last, short execution as batch 11.
+    x, y = _data(320)
+    model = _model()
+    model.compile("adam", "binary_crossentropy", metrics=["accuracy"], steps_per_execution=4)
+    model.fit(x, y, epochs=2, batch_size=32, verbose=0, callbacks=[monitor])
+    _finished(qtbot, monitor)
+    win = monitor.window
+    assert list(win.plot.batches.steps) == [4, 8, 10, 14, 18, 20]
+    np.testing.assert_array_equal(win.plot.epochs.steps, [10, 20])
+    assert win.progress_label.text().startswith("epoch 2/2 · step 10/10") and win.progress.value() == 1000
 
 
 def test_same_monitor_for_repeated_fits_starts_a_new_run_each_time(qtbot, monitor):

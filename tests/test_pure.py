@@ -18,6 +18,7 @@ from kerasqt.events import (
     BatchRows,
     EndEvent,
     EpochEvent,
+    ErrorEvent,
     MessageEvent,
     SineEvent,
     StartEvent,
@@ -234,6 +235,13 @@ def test_progress_after_the_last_epoch_with_unknown_steps_shows_that_epochs_step
                                                                    EndEvent(12, 0.4)]).progress
     assert (p.epoch, p.step_in_epoch, p.step, p.fraction) == (1, 5, 12, None)
     assert p.describe().startswith("epoch 2/2 · step 5 ·")
+
+
+def test_progress_of_a_resumed_run_that_ends_before_its_first_epoch_ends():
+    r = TrainingRefiner()
+    p = r.refine([StartEvent(0.0, epochs=10, steps=5, initial_epoch=3), ErrorEvent(0.1, "boom")]).progress
+    assert (p.epoch, p.step_in_epoch) == (3, 0)  # epoch 4 of 10, not the 3rd as if it had ended
+    assert p.describe().startswith("epoch 4/10 · step 0/5")
 
 
 def test_progress_between_epochs_and_after_the_last_one():
