@@ -107,7 +107,7 @@ def fit_in_background(model, *args, callbacks=None, **kwargs) -> FitJob:
         raise ValueError("pass at most one QtMonitor to fit_in_background")
     if monitors:
         monitor = monitors[0]
-        job = getattr(monitor, "_job", None)  # a job started but not yet inside its fit holds it too
+        job = monitor._job  # a job started but not yet inside its fit holds it too
         if monitor.busy_elsewhere() or (job is not None and not job.done()):
             raise RuntimeError(BUSY)
     else:

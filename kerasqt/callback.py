@@ -173,6 +173,7 @@ class QtMonitor(keras.callbacks.Callback):
         entry = _keras_entry_frame(sys._getframe(1))
         if not self._claim(entry):
             raise RuntimeError(BUSY)
+        self._fit_thread, self._fit_frame = threading.get_ident(), entry  # (None: hooks called outside a fit)
         self.runs += 1
         self._put = None  # the last run's queue, if its fit raised: nothing reads it any more
         self._reset_counters()
@@ -256,10 +257,10 @@ class QtMonitor(keras.callbacks.Callback):
         self._release()  # predict() claimed the monitor at set_model; nothing is shown of it
 
     def on_epoch_end(self, epoch, logs=None) -> None:
-        steps = (self.params or {}).get("steps")
-        ran = self._last_batch + 1  # Keras waits for pending batch hooks before this one
-        # The planned steps, unless the epoch was cut short (stop_training, data ran out).
-        self._offset += min(ran, steps) if steps and ran else (steps or ran)
+        # The batches it ran (at most the planned steps: _batch_cap), fewer if it was cut short
+        # (stop_training, data ran out); Keras waits for pending batch hooks before this one. None
+        # recorded (nobody watches): the planned steps.
+        self._offset += (self._last_batch + 1) or (self.params or {}).get("steps") or 0
         self._last_batch = -1
         self._read_lr()
         put = self._put
