@@ -100,10 +100,19 @@ class Decimator:
 
     @staticmethod
     def _first_index_of_column(x: np.ndarray, lo: int, column: int, x0: float, width: float) -> int:
-        if column <= 0:
+        """The first point at ``lo`` or after whose column (as :meth:`decimate` computes it) is
+        ``column`` or more. The search by the column's left edge can be a point off, because
+        ``x0 + column * width`` and ``floor((x - x0) / width)`` round differently: such a point
+        would fall out of the recomputed column (a spike lost) or be counted twice."""
+        if column < 0:
             return lo
-        edge = x0 + column * width
-        return max(_search(x, edge, "left"), lo)
+        i = max(_search(x, x0 + column * width, "left"), lo)
+        n = len(x)
+        while i > lo and math.floor((float(x[i - 1]) - x0) / width) >= column:
+            i -= 1
+        while i < n and math.floor((float(x[i]) - x0) / width) < column:
+            i += 1
+        return i
 
 
 def _search(x: np.ndarray, value: float, side: str) -> int:
