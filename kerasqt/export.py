@@ -14,8 +14,9 @@ def write_csv(plot, path: str) -> str:
 
     Batch rows carry raw values (smoothed ones end in ``~``) and the epoch their step falls
     in (the first one that ends at or after it). Empty cells are metrics not logged at that
-    row; in batch rows a NaN is empty too (the batch table holds both as NaN), ``inf`` and
-    epoch and test values are kept as written.
+    row (``val_loss`` in an epoch without validation, say); in batch rows a NaN is empty too
+    (the batch table holds both as NaN). Other values are written as they were logged:
+    ``nan``, ``inf``. The file is UTF-8, whatever the locale (metric names may be any text).
     """
     ends, numbers = plot.epochs.steps, plot.epochs.epochs
     batch_epochs = []
@@ -29,18 +30,19 @@ def write_csv(plot, path: str) -> str:
         for name in table.names():
             if name not in names:
                 names.append(name)
-    with open(path, "w", newline="") as fh:
+    with open(path, "w", newline="", encoding="utf-8") as fh:
         out = csv.writer(fh)
         out.writerow(["kind", "step", "epoch", *names])
         for kind, table, epochs in tables:
-            cols = [table.column(n) if n in table.names() else None for n in names]
+            cols = [(n, table.column(n)) if n in table.names() else (n, None) for n in names]
             for i, step in enumerate(table.steps.tolist()):
                 row = [kind, step, epochs[i]]
-                for col in cols:
-                    if col is None:
+                given = None if kind == "batch" else table.given(i)
+                for name, col in cols:
+                    if col is None or (given is not None and name not in given):
                         row.append("")
                     else:
                         v = float(col[i])
-                        row.append("" if np.isnan(v) and kind == "batch" else repr(v))
+                        row.append("" if np.isnan(v) and given is None else repr(v))
                 out.writerow(row)
     return str(path)

@@ -142,15 +142,19 @@ class EpochTable(_Columns):
 
     def __init__(self) -> None:
         super().__init__()
-        self._epochs: list[int] = []
+        self._rows: list[tuple[int, int, frozenset[str]]] = []  # (step, epoch, metrics given), in row order
 
     @property
     def epochs(self) -> list[int]:
-        return list(self._epochs)
+        return [epoch for _, epoch, _ in self._rows]
+
+    def given(self, row: int) -> frozenset[str]:
+        """The metrics logged in row ``row``: a NaN in another column means "not logged"."""
+        return self._rows[row][2]
 
     def add(self, step: int, epoch: int, values: Mapping[str, float]) -> None:
         cols = {k: np.array([v], np.float32) for k, v in values.items()}
-        self._epochs.append(epoch)
+        self._rows.append((int(step), epoch, frozenset(values)))
         first = self._append(np.array([step], np.int64), cols)
-        if first < len(self) - 1:  # a late row: keep the epoch list in step order too
-            self._epochs.sort()
+        if first < len(self) - 1:  # a late row: sorted into place like the columns (stably, by step)
+            self._rows.sort(key=lambda row: row[0])

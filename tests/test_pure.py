@@ -402,3 +402,57 @@ def test_drain_keeps_a_batch_whose_logs_cannot_be_read():
     first, second = drain(q)  # the bad one neither raises nor takes the next one with it
     assert (first.step, first.values, first.bad) == (7, {}, ("(unreadable logs)",))
     assert (second.step, second.values) == (8, {"loss": 0.5})
+
+
+def _tables():
+    from types import SimpleNamespace
+
+    batches, epochs, tests = BatchTable(), EpochTable(), EpochTable()
+    batches.extend(np.arange(1, 5), {"loss": np.array([4, 3, np.nan, 2], np.float32)},
+                   {"loss": np.array([4, 3.5, 3.5, 3], np.float32)})
+    epochs.add(2, 0, {"loss": 3.5})  # validation every second epoch: no val_loss here
+    epochs.add(4, 1, {"loss": math.nan, "val_loss": 2.5})  # a NaN that was logged
+    tests.add(4, 1, {"test_loss": 2.0})
+    return SimpleNamespace(batches=batches, epochs=epochs, tests=tests)
+
+
+def test_csv_leaves_metrics_not_logged_empty_and_writes_logged_values_as_they_were(tmp_path):
+    from kerasqt.export import write_csv
+
+    write_csv(_tables(), tmp_path / "m.csv")
+    rows = (tmp_path / "m.csv").read_text(encoding="utf-8").splitlines()
+    assert rows == [
+        "kind,step,epoch,loss,loss~,val_loss,test_loss",
+        "batch,1,0,4.0,4.0,,",
+        "batch,2,0,3.0,3.5,,",
+        "batch,3,1,,3.5,,",  # in batch rows a NaN is empty: the table holds "not logged" as NaN
+        "batch,4,1,2.0,3.0,,",
+        "epoch,2,0,3.5,,,",  # no validation in this epoch: empty, not nan
+        "epoch,4,1,nan,,2.5,",
+        "test,4,1,,,,2.0",
+    ]
+
+
+def test_late_epoch_rows_keep_their_epoch_and_metrics():
+    table = EpochTable()
+    table.add(20, 1, {"loss": 1.0, "val_loss": 2.0})
+    table.add(10, 0, {"loss": 3.0})  # arrived late
+    assert table.steps.tolist() == [10, 20] and table.epochs == [0, 1]
+    assert table.given(0) == {"loss"} and table.given(1) == {"loss", "val_loss"}
+
+
+def test_csv_is_utf8_whatever_the_locale(tmp_path):
+    import subprocess
+
+    # The command line is ASCII (escapes): under the C locale only the file's own encoding is tested.
+    script = ("import numpy as np, sys; from types import SimpleNamespace; "
+              "from kerasqt.history import BatchTable, EpochTable; from kerasqt.export import write_csv; "
+              "b = BatchTable(); b.extend(np.arange(1, 3), {'\\u635f\\u5931 \\xe9': np.ones(2, np.float32)}, "
+              "{'\\u635f\\u5931 \\xe9': np.ones(2, np.float32)}); "
+              "write_csv(SimpleNamespace(batches=b, epochs=EpochTable(), tests=EpochTable()), sys.argv[1])")
+    env = {"PATH": "/usr/bin:/bin", "LC_ALL": "C", "LANG": "C", "PYTHONUTF8": "0", "PYTHONCOERCECLOCALE": "0",
+           "PYTHONPATH": str(__import__("pathlib").Path(__file__).resolve().parents[1])}
+    out = tmp_path / "m.csv"
+    r = subprocess.run([sys.executable, "-c", script, str(out)], env=env, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert out.read_text(encoding="utf-8").splitlines()[0] == "kind,step,epoch,损失 é,损失 é~"
