@@ -583,7 +583,7 @@ def _check_header(header) -> dict:
     if version > VERSION:
         raise RunLogError(f"written by a newer kerasqt (run log format version {version}; "
                           f"this kerasqt reads up to {VERSION})")
-    if header.get("kind") not in _KINDS:
+    if type(header.get("kind")) is not str or header["kind"] not in _KINDS:
         raise RunLogError(f"unknown kind of run {_short(header.get('kind'))}")
     smoothing = header.get("smoothing", 0.9)
     if type(smoothing) not in (int, float) or not 0 <= smoothing < 1:

@@ -317,6 +317,8 @@ HEADER = json.dumps({"format": FORMAT, "version": 1, "kind": "training"})
     (json.dumps({"format": FORMAT, "version": 2, "kind": "training"}).encode() + b"\n", "newer kerasqt"),
     (json.dumps({"format": FORMAT, "version": True, "kind": "training"}).encode() + b"\n", "format version"),
     (json.dumps({"format": FORMAT, "version": 1, "kind": "python"}).encode() + b"\n", "unknown kind"),
+    (json.dumps({"format": FORMAT, "version": 1, "kind": ["training"]}).encode() + b"\n", "unknown kind"),
+    (json.dumps({"format": FORMAT, "version": 1, "kind": {}}).encode() + b"\n", "unknown kind"),
     (json.dumps({"format": FORMAT, "version": 1, "kind": "training", "smoothing": 7}).encode() + b"\n",
      "bad smoothing"),
     ((HEADER + '\n{"type":"batch","time":1,"step":true,"epoch":0,"values":{}}\n').encode(), "not a whole number"),
