@@ -41,9 +41,9 @@ class Progress:
         parts = [f"epoch {self.epoch + 1}" + (f"/{self.epochs}" if self.epochs else "")]
         parts.append(f"step {self.step_in_epoch}" + (f"/{self.steps}" if self.steps else ""))
         if self.steps_per_s:
-            parts.append(f"{self.steps_per_s:,.0f} steps/s")
+            parts.append(_per_second(self.steps_per_s, "step"))
         if self.samples_per_s:
-            parts.append(f"{self.samples_per_s:,.0f} samples/s")
+            parts.append(_per_second(self.samples_per_s, "sample"))
         if self.lr is not None:
             parts.append(f"lr {self.lr:.3g}")
         parts.append(f"elapsed {_clock(self.elapsed_s)}")
@@ -57,6 +57,15 @@ class Progress:
         if not self.epochs or not self.steps:
             return None
         return min(1.0, (self.epoch * self.steps + self.step_in_epoch) / (self.epochs * self.steps))
+
+
+def _per_second(rate: float, unit: str) -> str:
+    """``1,234 steps/s``, ``4.2 steps/s``; under one a second, the seconds each takes: ``4.0 s/step``."""
+    if rate >= 10:
+        return f"{rate:,.0f} {unit}s/s"
+    if rate >= 1:
+        return f"{rate:.1f} {unit}s/s"
+    return f"{1 / rate:,.1f} s/{unit}"
 
 
 def _clock(seconds: float) -> str:
@@ -115,6 +124,7 @@ class TrainingRefiner:
         self._epoch_start_step = 0  # global step at the end of the last finished epoch
         self._epoch_steps = 0  # steps of the last finished epoch (the planned ones may be unknown)
         self._next_epoch = 0
+        self._newest = -math.inf  # the time of the newest event (batch, evaluation, epoch end, end)
         self.counts = {"batches": 0, "epochs": 0, "tests": 0, "nonfinite": 0}
         self.ended = False
 
@@ -124,8 +134,13 @@ class TrainingRefiner:
         batches: list[BatchEvent | BatchRows] = []  # in their order
         epochs: list[EpochEvent] = []
         tests: list[EvalEvent] = []
+        newest = self._newest
         for ev in events:
-            if isinstance(ev, (BatchEvent, BatchRows)):
+            if isinstance(ev, BatchRows):
+                batches.append(ev)
+                newest = max(newest, max(ev.times, default=newest))
+                continue
+            if isinstance(ev, BatchEvent):
                 batches.append(ev)
             elif isinstance(ev, EpochEvent):
                 epochs.append(ev)
@@ -139,9 +154,15 @@ class TrainingRefiner:
                 start = self._start = ev
                 self._epoch_began = ev.time
                 self._next_epoch = ev.initial_epoch
+                newest = ev.time
+                continue
             elif isinstance(ev, (EndEvent, ErrorEvent)):
                 end = ev
                 self.ended = True
+            else:
+                continue
+            newest = max(newest, ev.time)
+        self._newest = newest
         if not (start or batches or epochs or tests or end):
             return None
         rows = [b for b in batches if isinstance(b, BatchRows)]
@@ -323,7 +344,8 @@ class TrainingRefiner:
             eta = left_now + epochs_after * per_epoch
             if self.ended:
                 eta = 0.0
-        now = last.time if last else st.time
+        # Up to the newest event, not the newest batch: validation and the end take time too.
+        now = max(self._newest, st.time)
         return Progress(
             epoch=epoch,
             epochs=st.epochs,

@@ -289,6 +289,25 @@ def test_progress_between_epochs_and_after_the_last_one():
     assert p.describe().startswith("epoch 2/2 · step 3/3")
 
 
+def test_progress_of_slow_steps_and_time_spent_outside_batches():
+    r = TrainingRefiner()
+    r.refine([StartEvent(0.0, epochs=2, steps=10, batch_size=32)])
+    p = r.refine([_batch(s, 1.0, t=4.0 * s) for s in (1, 2, 3)]).progress  # 4 s a step
+    assert "· 0 steps/s" not in p.describe() and "4.0 s/step" in p.describe()
+    assert "8.0 samples/s" in p.describe()  # was "0 steps/s", "8 samples/s"
+    # A 60 s validation pass after the first epoch's last batch, then the end after the second's:
+    # elapsed runs to the newest event, not to the newest batch.
+    p = r.refine([_batch(s, 1.0, t=4.0 * s) for s in range(4, 11)] + [EpochEvent(10, 0, 100.0, {"loss": 1.0})]).progress
+    assert p.elapsed_s == 100.0
+    p = r.refine([_batch(s, 1.0, epoch=1, t=100.0 + 4.0 * (s - 10)) for s in range(11, 21)]
+                 + [EpochEvent(20, 1, 200.0, {"loss": 1.0}), EndEvent(20, 200.5)]).progress
+    assert p.elapsed_s == 200.5 and "elapsed 3:21" in p.describe()  # not 2:20, the last batch's time
+    fast = TrainingRefiner()
+    fast.refine([StartEvent(0.0, epochs=1, steps=10_000, batch_size=32)])
+    d = fast.refine([_batch(s, 1.0, t=s / 2500) for s in range(1, 1001)]).progress.describe()
+    assert "2,500 steps/s" in d and "80,000 samples/s" in d
+
+
 def test_drain_builds_the_batch_events_the_training_thread_queued_as_tuples():
     q = queue.SimpleQueue()
     q.put(StartEvent(1.0, 2, 10, 32))
