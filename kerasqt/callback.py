@@ -23,7 +23,7 @@ import keras
 
 from .capture import OutputCapture
 from .events import EndEvent, EpochEvent, EvalEvent, StartEvent, counted, numbers
-from .runlog import DEFAULT_LOG_DIR, LogFollower, RunLogWriter, resolve_log_dir
+from .runlog import DEFAULT_LOG_DIR, LogFollower, RunLogError, RunLogWriter, resolve_log_dir
 
 __all__ = ["QtMonitor"]
 
@@ -246,12 +246,31 @@ class QtMonitor(keras.callbacks.Callback):
     def on_test_end(self, logs=None) -> None:
         if not self._in_fit:
             self._release()  # an evaluate() of its own claimed the monitor at set_model
+            self._evaluated(logs)
+            return
         put = self._put
         if put is None:
             return
         values, bad = numbers(logs)
         kind = "val" if self._in_fit else "test"
         put(EvalEvent(self._offset + self._last_batch + 1, self._epoch, time.time(), values, kind, bad))
+
+    def _evaluated(self, logs) -> None:
+        """An ``evaluate()`` outside ``fit`` ended: its result joins the last run, at its last step,
+        in that run's log and in the window showing it (which says it in its control pane)."""
+        values, bad = numbers(logs)
+        if not values and not bad:
+            return
+        ev = EvalEvent(self._offset + self._last_batch + 1, self._epoch, time.time(), values, "test", bad)
+        log = self._log
+        if log is not None:
+            try:
+                log.write_after([ev])
+            except RunLogError as exc:
+                _warn_outside(f"kerasqt: {exc}")
+        win = self._window
+        if win is not None and not win.is_closed:
+            win.report_test(self, ev)
 
     def on_predict_end(self, logs=None) -> None:
         self._release()  # predict() claimed the monitor at set_model; nothing is shown of it

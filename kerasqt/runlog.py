@@ -292,6 +292,30 @@ class RunLogWriter:
             if end:
                 self._close_locked(sync=False)
 
+    def write_after(self, events: list) -> None:
+        """Add ``events`` (an ``evaluate()`` after ``fit``) to this run's log, even after its end:
+        a file that ended is opened again to append them. Nothing after a write error."""
+        lines = [_line(obj) for obj in (_encode(ev, time.time()) for ev in events) if obj is not None]
+        if not lines:
+            return
+        with self._lock:
+            if self.error is not None:
+                return
+            try:
+                if self._fh is not None:
+                    self._pending += lines
+                    self._fh.write("\n".join(self._pending) + "\n")
+                    self._fh.flush()
+                    self._pending.clear()
+                else:
+                    with open(self.path, "a", encoding="utf-8", newline="\n") as fh:
+                        fh.write("\n".join(lines) + "\n")
+                        fh.flush()
+                        os.fsync(fh.fileno())
+            except OSError as exc:
+                raise RunLogError(f"the run log stopped: {self.path}: {exc.strerror or exc}") from exc
+            self.lines += len(lines)
+
     def close(self) -> None:
         """Flush, sync and close; idempotent."""
         with self._lock:
@@ -690,7 +714,14 @@ class ReplayFeeder:
 
     def _feed(self) -> None:
         last = None
-        for t, ev in self.run.records:
+        records = self.run.records
+        ends = [i for i, (_, ev) in enumerate(records) if isinstance(ev, (EndEvent, ErrorEvent))]
+        if ends and ends[-1] < len(records) - 1:
+            # Lines after the end (an evaluate() after fit, appended later): they belong to the run,
+            # whose receiver stops at its end, so they come just before it, without a pause.
+            k = ends[-1]
+            records = records[:k] + [(records[k][0], ev) for _, ev in records[k + 1:]] + [records[k]]
+        for t, ev in records:
             if self.speed is not None and t is not None:
                 if last is not None:
                     gap = (t - last) / self.speed

@@ -109,6 +109,7 @@ class MonitorWindow(QMainWindow):
 
     closed = pyqtSignal()
     _run_requested = pyqtSignal(object)
+    _test_reported = pyqtSignal(object, object)
 
     def __init__(self, *, title: str = "kerasqt", demo: DemoSettings | None = None, max_fps: float = 30.0,
                  draw_budget: float = 0.02) -> None:
@@ -137,6 +138,7 @@ class MonitorWindow(QMainWindow):
         self.internal_errors = 0
         self._build(demo)
         self._run_requested.connect(self._begin_run, Qt.QueuedConnection)
+        self._test_reported.connect(self._show_test, Qt.QueuedConnection)
         self._timer = QTimer(self)
         self._timer.setSingleShot(True)
         self._timer.timeout.connect(self._frame)
@@ -277,6 +279,30 @@ class MonitorWindow(QMainWindow):
             self._begin_run(monitor)
         else:
             self._run_requested.emit(monitor)
+
+    def report_test(self, monitor, ev) -> None:
+        """``monitor``'s ``evaluate()`` outside ``fit`` gave ``ev``; from the main thread now, from
+        others queued."""
+        from .qtapp import in_main_thread
+
+        if in_main_thread():
+            self._show_test(monitor, ev)
+        else:
+            self._test_reported.emit(monitor, ev)
+
+    @_guarded
+    def _show_test(self, monitor, ev) -> None:
+        """A test result joins the run shown when it is ``monitor``'s last: a diamond at its last
+        step in each metric's axes; the control pane says it either way."""
+        if self.is_closed:
+            return
+        shown = self.mode == "training" and self.monitor is monitor and isinstance(self.plot, MetricsPlot)
+        if shown:
+            self.plot.apply(TrainingUpdate(tests=(ev,)))
+            self.request_frame()
+        summary = ", ".join(f"{k} {v:.4g}" for k, v in ev.values.items()) or "no numbers"
+        where = f"at step {ev.step}" if shown else "(not plotted: this window shows no run of this monitor)"
+        self.append_message("control", f"evaluate: {summary} {where}")
 
     @_guarded
     def _begin_run(self, monitor) -> None:

@@ -495,6 +495,81 @@ def test_replay_in_time_takes_the_recorded_time_over_speed(qtbot, tmp_path):
     rp.window.close()
 
 
+def test_evaluate_after_fit_joins_the_run_in_the_window_its_log_and_replays(qtbot, tmp_path):
+    import threading
+
+    from kerasqt import QtMonitor
+    from kerasqt.replay import replay
+
+    monitor = QtMonitor(log_dir=tmp_path / "runs")
+    model = _model()
+    x, y = _data()
+    model.fit(x, y, validation_split=0.25, epochs=2, batch_size=32, verbose=0, callbacks=[monitor])
+    result = model.evaluate(x, y, verbose=0, callbacks=[monitor], return_dict=True)
+    plot = monitor.window.plot
+    assert plot.tests.steps.tolist() == [12]  # the run's last step: 2 epochs x 6 batches
+    assert plot.tests.column("test_loss")[0] == np.float32(result["loss"])
+    assert "t:test_loss" in plot.panels["loss"].lines  # a diamond in the loss axes
+    assert f"evaluate: accuracy {result['accuracy']:.4g}, loss {result['loss']:.4g} at step 12" in \
+        monitor.window.pane_text("control")
+    # from another thread too (fit_in_background's case): queued to the window
+    t = threading.Thread(target=model.evaluate, args=(x[:64], y[:64]), kwargs={"verbose": 0, "callbacks": [monitor]})
+    t.start()
+    t.join()
+    qtbot.waitUntil(lambda: len(plot.tests) == 2, timeout=5000)
+
+    run = read_run(monitor.log_path)  # appended after the end, in order
+    kinds = [type(ev).__name__ + ("" if not isinstance(ev, EvalEvent) else ":" + ev.kind) for _, ev in run.records]
+    assert kinds[-3:] == ["EndEvent", "EvalEvent:test", "EvalEvent:test"] and kinds.count("EvalEvent:val") == 2
+    monitor.close()
+    rp = replay(run, speed=50.0)  # paced: the receiver stops at the end, the results come before it
+    qtbot.addWidget(rp.window)
+    _wait_replay(qtbot, rp)
+    assert rp.window.plot.tests.steps.tolist() == [12, 12] and "training finished" in rp.window.status.text()
+    rp.window.close()
+
+
+def test_evaluate_with_a_monitor_that_shows_no_run_is_told_not_plotted(qtbot, tmp_path):
+    from kerasqt import QtMonitor
+
+    monitor = QtMonitor(log_dir=tmp_path / "runs")
+    monitor.show()
+    x, y = _data(64)
+    _model().evaluate(x, y, verbose=0, callbacks=[monitor])
+    assert "(not plotted: this window shows no run of this monitor)" in monitor.window.pane_text("control")
+    assert not (tmp_path / "runs").exists()  # no run, no log
+    monitor.close()
+
+
+def test_a_paced_replay_shows_results_logged_after_the_end_before_it(qtbot, tmp_path):
+    from kerasqt.replay import replay
+
+    run = _run_log(tmp_path, spacing=0.05, n=5)
+    evaluate = EvalEvent(5, 0, T0 + 60.0, {"loss": 0.1}, "test")  # a minute after the end
+    writer = RunLogWriter.create(tmp_path / "again", kind="training")
+    writer.write([ev for _, ev in run.records])
+    writer.write_after([evaluate])
+    t0 = time.monotonic()
+    rp = replay(writer.path, speed=2.0)  # the pause before it would be 5 s (the longest), after the end
+    qtbot.addWidget(rp.window)
+    _wait_replay(qtbot, rp)
+    assert rp.window.plot.tests.steps.tolist() == [5] and time.monotonic() - t0 < 3.0
+    rp.window.close()
+
+
+def test_results_written_after_a_run_join_its_log_open_or_ended(tmp_path):
+    w = RunLogWriter.create(tmp_path, kind="training")
+    w.write([StartEvent(T0, 1, 2), BatchEvent(1, 0, T0 + 1, {"loss": 1.0})])
+    w.write_after([EvalEvent(1, 0, T0 + 2, {"loss": 0.5}, "test")])  # still open: in its place
+    w.write([BatchEvent(2, 0, T0 + 3, {"loss": 0.8}), EndEvent(2, T0 + 4)])
+    assert w.closed
+    w.write_after([EvalEvent(2, 0, T0 + 5, {"loss": 0.4}, "test")])  # ended: appended
+    run = read_run(w.path)
+    assert [type(ev).__name__ for _, ev in run.records] == [
+        "StartEvent", "BatchEvent", "EvalEvent", "BatchEvent", "EndEvent", "EvalEvent"]
+    assert run.ended and w.lines == 6
+
+
 def test_closing_the_window_mid_run_keeps_logging_the_rest(qtbot, tmp_path):
     import keras
 
