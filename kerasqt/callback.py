@@ -12,20 +12,40 @@ event loop at most every ``pump_interval`` seconds, since nothing else can while
 
 from __future__ import annotations
 
+import atexit
 import os
 import queue
 import sys
 import threading
 import time
 import warnings
+import weakref
 
 import keras
 
 from .capture import OutputCapture
-from .events import EndEvent, EpochEvent, EvalEvent, StartEvent, counted, numbers
+from .events import EndEvent, EpochEvent, ErrorEvent, EvalEvent, StartEvent, counted, drain, numbers
 from .runlog import DEFAULT_LOG_DIR, LogFollower, RunLogError, RunLogWriter, resolve_log_dir
 
 __all__ = ["QtMonitor"]
+
+_logging: weakref.WeakSet = weakref.WeakSet()  # monitors that opened a run log (it may still be open)
+
+
+def _end_logs_at_exit() -> None:
+    """At interpreter exit during a watched ``fit`` (an exception nobody caught, Ctrl-C, ``sys.exit``
+    in a callback), each run log still open gets what was queued and an error line, and is closed.
+
+    Registered when this module is imported, so it runs after :mod:`kerasqt.session`'s own exit
+    handler (registered at the first thread), which ends the receiver threads first."""
+    for monitor in list(_logging):
+        try:
+            monitor._end_log_at_exit()
+        except Exception:  # the process is ending: never turn that into a traceback of ours
+            pass
+
+
+atexit.register(_end_logs_at_exit)
 
 BUSY = ("this QtMonitor is already watching another fit, which is still running; give each fit that "
         "runs at the same time its own QtMonitor")
@@ -379,6 +399,30 @@ class QtMonitor(keras.callbacks.Callback):
             return
         self.log_path = self._log.path
         self.tap = self._log.write  # the receiver thread writes what it drains
+        _logging.add(self)
+
+    def _end_log_at_exit(self) -> None:
+        """The process exits (main thread): a run log still open gets the rest and an error line."""
+        log = self._log
+        if log is None or log.closed:
+            return
+        follower = self._log_follower
+        if follower is not None:
+            follower.stop(run_over=True)  # it writes what is queued, then the error line
+            return
+        win = self._window
+        try:
+            if win is not None and win.training.running:
+                win.training.end()  # its receiver writes what it took
+        except Exception:  # the window is gone already: what is queued is all there is
+            pass
+        rest = drain(self.events) if self._put is not None else []
+        if log.closed or any(isinstance(ev, (EndEvent, ErrorEvent)) for ev in rest):
+            log.write(rest)  # the run had ended: its own end is in the log (or in what is left)
+            return
+        exc = getattr(sys, "last_value", None)  # the exception the interpreter printed, if that ends it
+        why = f" ({type(exc).__name__}: {exc})" if exc is not None else ""
+        log.write(rest + [ErrorEvent(time.time(), f"the process exited during fit{why}")])
 
     def export(self, path) -> str:
         """Save the window's figure (``.png``, ``.svg``, ``.pdf``) or metrics (``.csv``); main thread."""

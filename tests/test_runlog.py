@@ -659,6 +659,43 @@ CHILD = textwrap.dedent("""
 """)
 
 
+RAISES = textwrap.dedent("""
+    import sys
+    import keras, numpy as np
+    from kerasqt import QtMonitor
+
+    class Fail(keras.callbacks.Callback):  # before the monitor: batch 40 is never put
+        def on_train_batch_end(self, batch, logs=None):
+            if batch == 40:
+                raise {error}("boom")
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((100 * 16, 8)).astype("float32")
+    y = (x[:, :1] > 0).astype("float32")
+    model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(4), keras.layers.Dense(1, activation="sigmoid")])
+    model.compile("adam", "binary_crossentropy")
+    model.fit(x, y, epochs=2, batch_size=16, verbose=0, callbacks=[Fail(), QtMonitor(log_dir=sys.argv[1])])
+""")
+
+
+@pytest.mark.parametrize("error", ["ValueError", "KeyboardInterrupt"])
+def test_a_script_that_dies_in_fit_leaves_every_batch_and_the_error_in_its_log(tmp_path, error):
+    # Nothing catches the exception: the script ends at once, while the receiver still holds
+    # up to 0.4 s of batches and the log up to 0.25 s more. Both reach the file at exit.
+    script = tmp_path / "child.py"
+    script.write_text(RAISES.format(error=error))
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
+    r = subprocess.run([sys.executable, str(script), str(tmp_path / "runs")], capture_output=True, text=True,
+                       timeout=180, env=env)
+    assert r.returncode != 0 and f"{error}: boom" in r.stderr
+    (path,) = (tmp_path / "runs").iterdir()
+    run = read_run(path)
+    assert [ev.step for ev in run.events if isinstance(ev, BatchEvent)] == list(range(1, 41))
+    last = run.events[-1]
+    assert isinstance(last, ErrorEvent) and last.message == f"the process exited during fit ({error}: boom)"
+    assert "Traceback" not in r.stderr.split(f"{error}: boom")[-1]  # nothing of ours after it
+
+
 def test_sigkill_mid_epoch_keeps_every_batch_up_to_the_last_flush(qtbot, tmp_path):
     from kerasqt.replay import replay
 
