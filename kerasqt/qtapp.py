@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
 import sys
 import threading
 
@@ -51,12 +52,46 @@ def is_offscreen() -> bool:
 
 
 def check_display() -> None:
-    """Raise :class:`NoDisplayError` when Qt would fail to open its platform on Linux."""
-    if not sys.platform.startswith("linux"):
+    """Raise :class:`NoDisplayError` when Qt would fail to open its platform on Linux.
+
+    Qt does not raise then: it aborts the whole process (a ``DISPLAY`` whose X server is gone,
+    an ``ssh -X`` that ended, the xcb plugin's libraries missing). So, unless the platform is
+    offscreen, a child process starts Qt first, once per screen setting (0.1 - 0.5 s).
+    """
+    if not sys.platform.startswith("linux") or is_offscreen():
         return
-    if os.environ.get("QT_QPA_PLATFORM") or os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"):
-        return
-    raise NoDisplayError(NO_DISPLAY_MESSAGE)
+    env = tuple(os.environ.get(name, "") for name in ("QT_QPA_PLATFORM", "DISPLAY", "WAYLAND_DISPLAY"))
+    if not any(env):
+        raise NoDisplayError(NO_DISPLAY_MESSAGE)
+    if env not in _probed:
+        _probed[env] = _platform_problem()
+    if _probed[env] is not None:
+        raise NoDisplayError(f"Qt cannot open a window here ({_probed[env]}): run with a working screen, "
+                             "under a virtual one (xvfb-run), or headless with QT_QPA_PLATFORM=offscreen")
+
+
+_probed: dict[tuple[str, str, str], str | None] = {}  # screen settings -> what stops Qt there (None: nothing)
+_PROBE = "import sys\nfrom PyQt5.QtWidgets import QApplication\nQApplication(sys.argv[:1])\n"
+
+
+def _platform_problem() -> str | None:
+    """Start a QApplication in a child process: Qt's reason when it cannot, else None (it can,
+    or the child could not be run at all: then Qt here decides)."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    try:
+        r = subprocess.run([sys.executable, "-c", _PROBE], env=env, capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if r.returncode == 0:
+        return None
+    lines = [line.strip() for line in r.stderr.splitlines() if line.strip()]
+    qt = [line for line in lines if line.startswith("qt.qpa") or "platform plugin" in line]
+    if r.returncode > 0 and not qt:
+        return None  # the child failed for reasons of its own, not Qt's platform
+    reason = next((line for line in qt if "connect to display" in line), qt[0] if qt else None)
+    if reason is None:
+        return f"Qt aborted with exit code {r.returncode}"
+    return (reason.split(": ", 1)[-1] if reason.startswith("qt.qpa") else reason).rstrip(".")
 
 
 def ensure_app():

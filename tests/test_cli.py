@@ -46,6 +46,14 @@ def test_no_display_and_no_offscreen_platform_is_a_clear_error():
     assert "Traceback" not in r.stderr
 
 
+def test_a_display_without_a_screen_behind_it_is_a_clear_error_not_an_abort():
+    r = _run(["demo", "--seconds", "1"], drop=("QT_QPA_PLATFORM", "WAYLAND_DISPLAY"), env_extra={"DISPLAY": ":187"})
+    assert r.returncode == 2, r.stderr[-2000:]  # Qt itself aborts the process (-6) here
+    lines = r.stderr.strip().splitlines()
+    assert "Qt cannot open a window here" in lines[-1] and "QT_QPA_PLATFORM=offscreen" in lines[-1]
+    assert "Traceback" not in r.stderr
+
+
 def test_missing_qt_binding_names_the_package(tmp_path):
     blocker = tmp_path / "PyQt5"  # shadows the real package: importing it fails
     blocker.mkdir()

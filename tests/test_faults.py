@@ -907,14 +907,16 @@ def test_matplotlib_made_the_qapplication(tmp_path):
     assert not _spam(r), r.stderr[-3000:]
 
 
-@pytest.mark.parametrize("fault", ["no-display", "no-qt"])
+@pytest.mark.parametrize("fault", ["no-display", "dead-display", "no-qt"])
 def test_without_a_window_training_goes_on_unwatched(tmp_path, fault):
     blocker = tmp_path / "block" / "PyQt5"
     blocker.mkdir(parents=True)
     (blocker / "__init__.py").write_text("raise ImportError('PyQt5 is not installed (test)')\n")
     env = {"PYTHONPATH": str(blocker.parent)} if fault == "no-qt" else {}
     env["KERASQT_LOG_DIR"] = str(tmp_path / "runs")
-    drop = ("QT_QPA_PLATFORM", "DISPLAY", "WAYLAND_DISPLAY") if fault == "no-display" else ()
+    drop = ("QT_QPA_PLATFORM", "DISPLAY", "WAYLAND_DISPLAY") if fault.endswith("display") else ()
+    if fault == "dead-display":  # set, but no X server there: Qt would abort the process
+        env["DISPLAY"] = ":187"
     r = _script(tmp_path, """
         import warnings
         from kerasqt import QtMonitor
@@ -937,7 +939,9 @@ def test_without_a_window_training_goes_on_unwatched(tmp_path, fault):
     assert "trained 2" in r.stdout
     warned = [ln for ln in r.stdout.splitlines() if ln.startswith("warning: RuntimeWarning")]
     assert len(warned) == 1, r.stdout
-    assert ("no screen found" if fault == "no-display" else "pip install PyQt5") in warned[0]
+    words = {"no-display": "no screen found", "dead-display": "Qt cannot open a window here",
+             "no-qt": "pip install PyQt5"}
+    assert words[fault] in warned[0]
     # Unwatched, but recorded: the whole run is in the log, ended, ready to replay elsewhere.
     path = next(ln[4:] for ln in r.stdout.splitlines() if ln.startswith("log "))
     assert f"logged to {path}" in warned[0]
