@@ -47,6 +47,7 @@ def _end_logs_at_exit() -> None:
 
 atexit.register(_end_logs_at_exit)
 
+TWICE = "this QtMonitor is in the callbacks twice: pass it once (one window needs one QtMonitor)"
 BUSY = ("this QtMonitor is already watching another fit, which is still running; give each fit that "
         "runs at the same time its own QtMonitor")
 
@@ -180,7 +181,12 @@ class QtMonitor(keras.callbacks.Callback):
     # Keras hands a fit's model and params to its callbacks before on_train_begin: a fit claims the
     # monitor there already, and one that finds it held by another running fit is refused.
     def set_model(self, model) -> None:
-        if self._claim(_keras_entry_frame(sys._getframe(1))):
+        caller = sys._getframe(1)
+        callbacks = getattr(caller.f_locals.get("self"), "callbacks", None)
+        if isinstance(caller.f_locals.get("self"), keras.callbacks.CallbackList) and isinstance(callbacks, list) \
+                and sum(cb is self for cb in callbacks) > 1:
+            raise ValueError(TWICE)  # every hook would run twice: each batch logged and drawn twice
+        if self._claim(_keras_entry_frame(caller)):
             super().set_model(model)
 
     def set_params(self, params) -> None:
@@ -215,11 +221,11 @@ class QtMonitor(keras.callbacks.Callback):
             return
         self._app = self._app if main else None  # only the main thread may turn the event loop
         self._next_pump = 0.0
+        self._open_log()  # before the capture: a warning that there is no log reaches the terminal or cell
         if self.capture_output:
             self._capture = OutputCapture(self.events, include_main=main and self._main_fit_running).start()
             if not main:  # this training thread's lines are this window's, whatever starts later
                 self._capture.set_source(threading.get_ident(), "worker")
-        self._open_log()
         self._put = self.events.put
         win.request_run(self)
         self._pump()

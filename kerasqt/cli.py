@@ -39,6 +39,15 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _log_folder(text: str) -> str:
+    """A folder for run logs: made if missing, so it may not be a file, nor a folder we cannot write."""
+    if os.path.exists(text) and not os.path.isdir(text):
+        raise argparse.ArgumentTypeError(f"not a folder: {text}")
+    if os.path.isdir(text) and not os.access(text, os.W_OK | os.X_OK):
+        raise argparse.ArgumentTypeError(f"cannot write in the folder {text}")
+    return text
+
+
 def _png_path(text: str) -> str:
     folder = os.path.dirname(os.path.abspath(text))
     if not os.path.isdir(folder):
@@ -88,7 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--batch-size", type=_positive_int, default=5, metavar="N",
                       help="receiver iterations that share a colour (default: %(default)s)")
     demo.add_argument("--no-start", action="store_true", help="wait for the start threads button")
-    demo.add_argument("--log-dir", metavar="DIR", help="record each demo run to a run log in DIR")
+    demo.add_argument("--log-dir", metavar="DIR", type=_log_folder,
+                      help="record each demo run to a run log in DIR (made if missing)")
 
     ex = sub.add_parser("example", help="train a small model on scikit-learn's digits, watched live")
     ex.add_argument("--epochs", type=_positive_int, default=12, help="epochs to train (default: %(default)s)")

@@ -30,6 +30,7 @@ def test_demo_smoke_mode_saves_a_screenshot(tmp_path):
     (["demo", "--seconds", "abc"], "not a number"),
     (["demo", "--batch-size", "0"], ">= 1"),
     (["demo", "--screenshot", "/no/such/folder/x.png"], "folder does not exist"),
+    (["demo", "--log-dir", __file__], "not a folder"),
     (["fly"], "invalid choice"),
 ])
 def test_bad_arguments_give_one_line_and_exit_2(args, words):

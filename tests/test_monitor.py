@@ -215,6 +215,20 @@ def test_fit_in_background_stop_and_error(qtbot, monitor):
     assert "training failed" in monitor.window.status.text()
 
 
+def test_the_same_monitor_twice_in_one_fit_is_refused_before_training(qtbot, monitor):
+    x, y = _data()
+    model = _model()
+    for call in (lambda cbs: model.fit(x, y, epochs=1, verbose=0, callbacks=cbs),
+                 lambda cbs: fit_in_background(model, x, y, epochs=1, callbacks=cbs).wait(timeout=60)):
+        with pytest.raises(ValueError, match="in the callbacks twice|at most one QtMonitor"):
+            call([monitor, keras.callbacks.History(), monitor])
+    assert monitor.runs == 0 and monitor.window is None  # nothing began: no window, no run
+    hist = model.fit(x, y, epochs=1, verbose=0, callbacks=[monitor])  # once is fine, and nothing is held
+    assert len(hist.history["loss"]) == 1 and monitor.runs == 1
+    _finished(qtbot, monitor)
+    assert monitor.window.plot.shown()["loss"]["batches"] == 8  # each batch once
+
+
 def test_one_monitor_watches_one_fit_at_a_time(qtbot, monitor):
     # A second fit given the same monitor while the first runs is refused with a clear error,
     # from fit_in_background at once, from fit in another thread at its start; the first run

@@ -611,7 +611,10 @@ def test_a_fit_that_raises_ends_its_log_with_the_error(qtbot, tmp_path):
     monitor.close()
 
 
-def test_log_dir_none_writes_nothing_and_the_default_follows_the_environment(qtbot, tmp_path, monkeypatch):
+def test_log_dir_none_writes_nothing_and_the_default_follows_the_environment(qtbot, tmp_path, monkeypatch,
+                                                                            capfd):
+    import warnings
+
     from kerasqt import QtMonitor
 
     with pytest.raises(ValueError, match="log_dir"):
@@ -628,10 +631,18 @@ def test_log_dir_none_writes_nothing_and_the_default_follows_the_environment(qtb
     default.close()
     (tmp_path / "a file").write_text("not a folder")
     broken = QtMonitor(log_dir=tmp_path / "a file")
-    with pytest.warns(RuntimeWarning, match="no run log for this run"):
+    capfd.readouterr()
+    with warnings.catch_warnings():  # printed where Python prints warnings: sys.stderr at that moment
+        warnings.simplefilter("always")
+        monkeypatch.setattr(warnings, "showwarning", lambda msg, cat, fn, ln, file=None, line=None:
+                            sys.stderr.write(warnings.formatwarning(msg, cat, fn, ln, line)))
         hist = _model().fit(*_data(64), epochs=2, batch_size=32, verbose=0, callbacks=[broken])
     assert len(hist.history["loss"]) == 2 and broken.log_path is None  # training went on, unlogged
+    # in the terminal (or the notebook cell), not only in the window's output pane, which the
+    # training's own output goes to: a headless run would never show it
+    assert "RuntimeWarning: kerasqt: no run log for this run" in capfd.readouterr().err
     qtbot.waitUntil(lambda: not broken.window.training.running, timeout=5000)
+    assert "no run log" not in broken.window.pane_text("worker")
     assert broken.window.plot.shown()["loss"]["batches"] == 4
     broken.close()
 
