@@ -236,12 +236,17 @@ class QtMonitor(keras.callbacks.Callback):
         steps = (self.params or {}).get("steps")
         self._batch_cap = steps - 1 if steps else sys.maxsize
         self._read_lr()
+        self._put_start(epoch)
+
+    def _put_start(self, initial_epoch: int) -> None:
+        """The run's start, once: at its first epoch (Keras tells the initial epoch only there),
+        or at its end when no epoch ran (``epochs=0``, or ``initial_epoch`` past ``epochs``)."""
         put = self._put
         if put is not None and not self._started:
             self._started = True
             p = self.params or {}
-            put(StartEvent(time.time(), p.get("epochs"), p.get("steps"), self.batch_size, initial_epoch=epoch,
-                           run=f"run {self.runs}"))
+            put(StartEvent(time.time(), p.get("epochs"), p.get("steps"), self.batch_size,
+                           initial_epoch=initial_epoch, run=f"run {self.runs}"))
 
     def on_train_batch_begin(self, batch, logs=None) -> None:
         if self._app is not None and time.perf_counter() >= self._next_pump:
@@ -316,6 +321,7 @@ class QtMonitor(keras.callbacks.Callback):
 
     def on_train_end(self, logs=None) -> None:
         self._in_fit = False
+        self._put_start(self._epoch)
         put = self._put
         if put is not None:
             stopped = bool(getattr(self.model, "stop_training", False))
@@ -489,7 +495,7 @@ class QtMonitor(keras.callbacks.Callback):
     def describe_fit(self) -> str:
         p = self.params or {}
         epochs, steps = p.get("epochs"), p.get("steps")
-        return f"{counted(epochs or '?', 'epoch')} x {counted(steps or '?', 'step')}"
+        return f"{counted('?' if epochs is None else epochs, 'epoch')} x {counted(steps or '?', 'step')}"
 
     def _end_capture(self) -> None:
         if self._capture is not None:

@@ -38,7 +38,10 @@ class Progress:
     lr: float | None
 
     def describe(self) -> str:
-        parts = [f"epoch {self.epoch + 1}" + (f"/{self.epochs}" if self.epochs else "")]
+        if self.epochs == 0:  # fit(epochs=0): nothing to run
+            parts = ["epoch 0/0"]
+        else:
+            parts = [f"epoch {self.epoch + 1}" + (f"/{self.epochs}" if self.epochs else "")]
         parts.append(f"step {self.step_in_epoch}" + (f"/{self.steps}" if self.steps else ""))
         if self.steps_per_s:
             parts.append(_per_second(self.steps_per_s, "step"))

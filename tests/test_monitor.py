@@ -229,6 +229,24 @@ def test_the_same_monitor_twice_in_one_fit_is_refused_before_training(qtbot, mon
     assert monitor.window.plot.shown()["loss"]["batches"] == 8  # each batch once
 
 
+def test_a_fit_with_no_epochs_to_run_is_a_whole_run(qtbot, tmp_path):
+    from kerasqt.events import EndEvent, StartEvent
+    from kerasqt.runlog import read_run
+
+    monitor = QtMonitor(log_dir=tmp_path)
+    x, y = _data()
+    hist = _model().fit(x, y, epochs=0, verbose=0, callbacks=[monitor])
+    assert hist.history == {}
+    _finished(qtbot, monitor)
+    win = monitor.window
+    assert "training started (0 epochs x 8 steps)" in win.pane_text("control")  # it said "? epochs"
+    assert "training finished at step 0" in win.pane_text("control")
+    run = read_run(monitor.log_path)
+    assert [type(ev) for _, ev in run.records] == [StartEvent, EndEvent]  # the start was missing
+    assert win.progress_label.text().startswith("epoch 0/0 · step 0/8")  # not "epoch 1"
+    monitor.close()
+
+
 def test_one_monitor_watches_one_fit_at_a_time(qtbot, monitor):
     # A second fit given the same monitor while the first runs is refused with a clear error,
     # from fit_in_background at once, from fit in another thread at its start; the first run
