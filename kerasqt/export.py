@@ -25,16 +25,15 @@ def write_csv(plot, path: str) -> str:
         batch_epochs = [numbers[i] if i < len(numbers) else (numbers[-1] + 1 if numbers else "") for i in at]
     tables = [("batch", plot.batches, batch_epochs), ("epoch", plot.epochs, numbers),
               ("test", plot.tests, plot.tests.epochs)]
+    columns = [dict(plot.batches.columns()), *({n: t.column(n) for n in t.names()} for _, t, _ in tables[1:])]
     names: list[str] = []
-    for _, table, _ in tables:
-        for name in table.names():
-            if name not in names:
-                names.append(name)
+    for cols in columns:
+        names += [name for name in cols if name not in names]
     with open(path, "w", newline="", encoding="utf-8") as fh:
         out = csv.writer(fh)
         out.writerow(["kind", "step", "epoch", *names])
-        for kind, table, epochs in tables:
-            cols = [(n, table.column(n)) if n in table.names() else (n, None) for n in names]
+        for (kind, table, epochs), held in zip(tables, columns, strict=True):
+            cols = [(n, held.get(n)) for n in names]
             for i, step in enumerate(table.steps.tolist()):
                 row = [kind, step, epochs[i]]
                 given = None if kind == "batch" else table.given(i)

@@ -120,21 +120,44 @@ def _grow(arr: np.ndarray, cap: int, fill: float) -> np.ndarray:
 
 
 class BatchTable(_Columns):
-    """Per-batch rows: ``steps`` and, per metric, ``column(key)`` and ``column(key + '~')`` (smoothed)."""
+    """Per-batch rows: ``steps`` and, per metric, ``column(key)`` and ``smoothed(key)``.
+
+    The smoothed columns are held apart from the metrics' own (under ``(SMOOTH, key)``), so
+    that no metric name, ``loss~`` included, can stand for another metric's moving average.
+    ``names()`` lists the metrics; :meth:`columns` gives every column with a display name, a
+    moving average named after its metric with ``SMOOTH`` (``~``) added.
+    """
 
     SMOOTH = "~"
 
     def extend(self, steps: np.ndarray, values: Mapping[str, np.ndarray], smoothed: Mapping[str, np.ndarray]) -> int:
         """Append a chunk of batches; returns the first row that changed (late rows are merged in)."""
-        cols = dict(values)
-        cols.update({k + self.SMOOTH: v for k, v in smoothed.items()})
+        cols: dict = dict(values)
+        cols.update({(self.SMOOTH, k): v for k, v in smoothed.items()})
         return self._append(np.asarray(steps, np.int64), cols)
 
+    def names(self) -> list[str]:
+        return [n for n in self._cols if type(n) is str]
+
     def metrics(self) -> list[str]:
-        return [n for n in self.names() if not n.endswith(self.SMOOTH)]
+        return self.names()
 
     def smoothed(self, key: str) -> np.ndarray:
-        return self.column(key + self.SMOOTH)
+        return self._cols[(self.SMOOTH, key)][: self._n]
+
+    def columns(self) -> list[tuple[str, np.ndarray]]:
+        """``(name, values)`` of every column in the order they came: ``loss``, then ``loss~`` (its
+        moving average), ...; a name taken by a metric gets one more ``~``."""
+        taken = set(self.names())
+        out = []
+        for name, col in self._cols.items():
+            if type(name) is not str:
+                name = name[1] + self.SMOOTH
+                while name in taken:
+                    name += self.SMOOTH
+                taken.add(name)
+            out.append((name, col[: self._n]))
+        return out
 
 
 class EpochTable(_Columns):

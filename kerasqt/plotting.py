@@ -550,10 +550,10 @@ class MetricsPlot(Plot):
         for name in panel.lines:
             kind, key = name.split(":", 1)
             table = self._table(kind)
-            col = key + (BatchTable.SMOOTH if kind == "s" else "")
-            if col in table.names():
+            if key in table.names():
+                values = table.smoothed(key) if kind == "s" else table.column(key)
                 i, j = np.searchsorted(table.steps, x0), np.searchsorted(table.steps, x1, side="right")
-                ranges.append(_finite_range(table.column(col)[i:j], panel.log))
+                ranges.append(_finite_range(values[i:j], panel.log))
         return _union(ranges)
 
     # -- drawing ---------------------------------------------------------------------------------

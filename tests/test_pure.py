@@ -452,6 +452,22 @@ def test_csv_leaves_metrics_not_logged_empty_and_writes_logged_values_as_they_we
     ]
 
 
+def test_a_metric_named_like_a_moving_average_keeps_its_own_values(tmp_path):
+    from types import SimpleNamespace
+
+    from kerasqt.export import write_csv
+
+    table = BatchTable()
+    raw = {"loss": np.array([1, 2, 3], np.float32), "loss~": np.array([101, 102, 103], np.float32)}
+    table.extend(np.arange(1, 4), raw, {k: v / 2 for k, v in raw.items()})
+    assert table.metrics() == ["loss", "loss~"]
+    assert table.column("loss~").tolist() == [101, 102, 103]  # was loss's moving average
+    assert table.smoothed("loss").tolist() == [0.5, 1, 1.5] and table.smoothed("loss~").tolist() == [50.5, 51, 51.5]
+    write_csv(SimpleNamespace(batches=table, epochs=EpochTable(), tests=EpochTable()), tmp_path / "m.csv")
+    rows = (tmp_path / "m.csv").read_text(encoding="utf-8").splitlines()
+    assert rows[0] == "kind,step,epoch,loss,loss~,loss~~,loss~~~" and rows[1] == "batch,1,,1.0,101.0,0.5,50.5"
+
+
 def test_late_epoch_rows_keep_their_epoch_and_metrics():
     table = EpochTable()
     table.add(20, 1, {"loss": 1.0, "val_loss": 2.0})

@@ -430,8 +430,8 @@ def _tables(plot):
     """Everything the metrics plot draws from: steps, raw and smoothed batch values, epoch rows."""
     out = {"batch steps": plot.batches.steps.copy(), "epoch steps": plot.epochs.steps.copy(),
            "epochs": plot.epochs.epochs}
-    for name in plot.batches.names():
-        out["batch " + name] = plot.batches.column(name).copy()
+    for name, values in plot.batches.columns():
+        out["batch " + name] = values.copy()
     for name in plot.epochs.names():
         out["epoch " + name] = plot.epochs.column(name).copy()
     return out
