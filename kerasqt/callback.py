@@ -275,8 +275,11 @@ class QtMonitor(keras.callbacks.Callback):
         put((self._offset + batch + 1, self._epoch, time.time(), logs, self._lr))
 
     def on_test_end(self, logs=None) -> None:
-        if not self._in_fit:
-            self._release()  # an evaluate() of its own claimed the monitor at set_model
+        frame = self._fit_frame
+        if not (self._in_fit and (frame is None or frame is _keras_entry_frame(sys._getframe(1)))):
+            # An evaluate() of its own: after fit (it claimed the monitor at set_model), or during
+            # one, from a callback or another thread; not the fit's validation.
+            self._release()
             self._evaluated(logs)
             return
         put = self._put
@@ -287,12 +290,19 @@ class QtMonitor(keras.callbacks.Callback):
         put(EvalEvent(self._offset + self._last_batch + 1, self._epoch, time.time(), values, kind, bad))
 
     def _evaluated(self, logs) -> None:
-        """An ``evaluate()`` outside ``fit`` ended: its result joins the last run, at its last step,
-        in that run's log and in the window showing it (which says it in its control pane)."""
+        """An ``evaluate()`` of its own ended: its result joins the run, at the step it reached.
+
+        During a watched ``fit`` (from a callback, or another thread) it is queued like the run's
+        other events. After the run it is appended to that run's log and given to the window
+        showing it (which says it in its control pane)."""
         values, bad = numbers(logs)
         if not values and not bad:
             return
         ev = EvalEvent(self._offset + self._last_batch + 1, self._epoch, time.time(), values, "test", bad)
+        put = self._put
+        if put is not None and self._in_fit and self.fit_running():
+            put(ev)
+            return
         log = self._log
         if log is not None:
             try:
@@ -321,7 +331,7 @@ class QtMonitor(keras.callbacks.Callback):
 
     def on_train_end(self, logs=None) -> None:
         self._in_fit = False
-        self._put_start(self._epoch)
+        self._put_start((self.params or {}).get("epochs") or 0)  # (when no epoch began: none was left to run)
         put = self._put
         if put is not None:
             stopped = bool(getattr(self.model, "stop_training", False))
@@ -489,6 +499,8 @@ class QtMonitor(keras.callbacks.Callback):
             if self._held_by_other(entry):
                 return False
             if entry is not None:
+                if self._in_fit and entry is not self._fit_frame:
+                    self._in_fit = False  # the last fit raised (Keras skips on_train_end then): it is over
                 self._fit_thread, self._fit_frame = threading.get_ident(), entry
             return True
 

@@ -71,18 +71,20 @@ def check_display() -> None:
 
 
 _probed: dict[tuple[str, str, str], str | None] = {}  # screen settings -> what stops Qt there (None: nothing)
-_PROBE = "import sys\nfrom PyQt5.QtWidgets import QApplication\nQApplication(sys.argv[:1])\n"
+_PROBE = "import sys\nfrom PyQt5.QtWidgets import QApplication\napp = QApplication(sys.argv[:1])\nprint('qt started')\n"
 
 
 def _platform_problem() -> str | None:
     """Start a QApplication in a child process: Qt's reason when it cannot, else None (it can,
     or the child could not be run at all: then Qt here decides)."""
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
+    if not sys.executable or getattr(sys, "frozen", False):  # no Python to start (a frozen app is itself)
+        return None
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if isinstance(p, str) and p)}
     try:
         r = subprocess.run([sys.executable, "-c", _PROBE], env=env, capture_output=True, text=True, timeout=60)
-    except (OSError, subprocess.SubprocessError):
+    except (OSError, ValueError, subprocess.SubprocessError):
         return None
-    if r.returncode == 0:
+    if r.returncode == 0 or "qt started" in r.stdout:  # (a crash at its exit is not the platform's)
         return None
     lines = [line.strip() for line in r.stderr.splitlines() if line.strip()]
     qt = [line for line in lines if line.startswith("qt.qpa") or "platform plugin" in line]

@@ -149,9 +149,10 @@ class TrainingRefiner:
                 epochs.append(ev)
             elif isinstance(ev, EvalEvent):
                 self.counts["tests"] += 1
+                self._check_bad(ev.bad)
                 if ev.kind != "val":
                     tests.append(ev)
-                self._check_bad(ev.bad)
+                    continue  # an evaluate() of its own, maybe long after the run: not the run's time
             elif isinstance(ev, StartEvent):
                 self.reset()
                 start = self._start = ev

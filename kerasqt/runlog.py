@@ -308,7 +308,9 @@ class RunLogWriter:
                     self._fh.flush()
                     self._pending.clear()
                 else:
-                    with open(self.path, "a", encoding="utf-8", newline="\n") as fh:
+                    # "r+": a log removed meanwhile is not made anew, with these lines only
+                    with open(self.path, "r+", encoding="utf-8", newline="\n") as fh:
+                        fh.seek(0, os.SEEK_END)
                         fh.write("\n".join(lines) + "\n")
                         fh.flush()
                         os.fsync(fh.fileno())

@@ -244,6 +244,10 @@ def test_a_fit_with_no_epochs_to_run_is_a_whole_run(qtbot, tmp_path):
     run = read_run(monitor.log_path)
     assert [type(ev) for _, ev in run.records] == [StartEvent, EndEvent]  # the start was missing
     assert win.progress_label.text().startswith("epoch 0/0 · step 0/8")  # not "epoch 1"
+    _model().fit(x, y, epochs=2, initial_epoch=3, verbose=0, callbacks=[monitor])  # nothing left to run
+    _finished(qtbot, monitor)
+    assert read_run(monitor.log_path).events[0].initial_epoch == 2  # it said 0
+    assert win.progress_label.text().startswith("epoch 2/2 · step 8/8")  # done, not "epoch 1/2 · step 0"
     monitor.close()
 
 

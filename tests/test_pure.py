@@ -476,6 +476,20 @@ def test_late_epoch_rows_keep_their_epoch_and_metrics():
     assert table.given(0) == {"loss"} and table.given(1) == {"loss", "val_loss"}
 
 
+def test_the_qt_probe_copes_with_any_sys_path_and_no_python_to_start(monkeypatch):
+    from pathlib import Path
+
+    from kerasqt import qtapp
+
+    monkeypatch.setenv("DISPLAY", ":187")  # no X server there: the child cannot start Qt
+    monkeypatch.delenv("QT_QPA_PLATFORM", raising=False)
+    monkeypatch.setattr(sys, "path", [*sys.path, Path("/tmp"), b"/tmp"])  # import ignores these; a join did not
+    reason = qtapp._platform_problem()
+    assert reason and ("display" in reason or "platform plugin" in reason)
+    monkeypatch.setattr(sys, "frozen", True, raising=False)  # a frozen app: its executable is itself
+    assert qtapp._platform_problem() is None
+
+
 def test_csv_is_utf8_whatever_the_locale(tmp_path):
     import subprocess
 

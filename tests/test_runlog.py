@@ -529,6 +529,39 @@ def test_evaluate_after_fit_joins_the_run_in_the_window_its_log_and_replays(qtbo
     rp.window.close()
 
 
+def test_evaluate_after_a_fit_that_raised_and_inside_a_fit_are_test_results(qtbot, tmp_path):
+    import keras
+
+    from kerasqt import QtMonitor
+
+    class Interrupt(keras.callbacks.Callback):
+        def on_train_batch_end(self, batch, logs=None):
+            if batch == 3:
+                raise KeyboardInterrupt  # Ctrl-C: Keras skips on_train_end
+
+    monitor = QtMonitor(log_dir=tmp_path / "runs")
+    model = _model()
+    x, y = _data()
+    with pytest.raises(KeyboardInterrupt):
+        model.fit(x, y, epochs=2, batch_size=32, verbose=0, callbacks=[Interrupt(), monitor])
+    qtbot.waitUntil(lambda: not monitor.window.training.running, timeout=5000)
+    model.evaluate(x, y, verbose=0, callbacks=[monitor])  # was taken for the raised fit's validation
+    assert monitor.window.plot.tests.steps.tolist() == [3]
+    assert monitor._fit_frame is None  # nothing of the evaluate call (its x and y) held
+    assert type(read_run(monitor.log_path).events[-1]) is EvalEvent
+
+    class Nested(keras.callbacks.Callback):  # an evaluate of its own inside fit: not validation
+        def on_epoch_end(self, epoch, logs=None):
+            self.model.evaluate(x[:64], y[:64], verbose=0, callbacks=[monitor])
+
+    model.fit(x, y, epochs=2, batch_size=32, validation_split=0.25, verbose=0, callbacks=[monitor, Nested()])
+    qtbot.waitUntil(lambda: not monitor.window.training.running, timeout=5000)
+    evals = [(ev.kind, ev.step) for ev in read_run(monitor.log_path).events if isinstance(ev, EvalEvent)]
+    assert evals == [("val", 6), ("test", 6), ("val", 12), ("test", 12)]
+    assert monitor.window.plot.tests.steps.tolist() == [6, 12]
+    monitor.close()
+
+
 def test_evaluate_with_a_monitor_that_shows_no_run_is_told_not_plotted(qtbot, tmp_path):
     from kerasqt import QtMonitor
 
@@ -554,6 +587,7 @@ def test_a_paced_replay_shows_results_logged_after_the_end_before_it(qtbot, tmp_
     qtbot.addWidget(rp.window)
     _wait_replay(qtbot, rp)
     assert rp.window.plot.tests.steps.tolist() == [5] and time.monotonic() - t0 < 3.0
+    assert "elapsed 0:00" in rp.window.progress_label.text()  # the run's time, not up to the evaluate
     rp.window.close()
 
 
@@ -568,6 +602,10 @@ def test_results_written_after_a_run_join_its_log_open_or_ended(tmp_path):
     assert [type(ev).__name__ for _, ev in run.records] == [
         "StartEvent", "BatchEvent", "EvalEvent", "BatchEvent", "EndEvent", "EvalEvent"]
     assert run.ended and w.lines == 6
+    w.path.unlink()  # removed meanwhile: not made anew with these lines only (not a run log)
+    with pytest.raises(RunLogError, match="No such file"):
+        w.write_after([EvalEvent(2, 0, T0 + 6, {"loss": 0.3}, "test")])
+    assert not w.path.exists()
 
 
 def test_closing_the_window_mid_run_keeps_logging_the_rest(qtbot, tmp_path):
