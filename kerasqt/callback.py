@@ -182,9 +182,8 @@ class QtMonitor(keras.callbacks.Callback):
     # monitor there already, and one that finds it held by another running fit is refused.
     def set_model(self, model) -> None:
         caller = sys._getframe(1)
-        callbacks = getattr(caller.f_locals.get("self"), "callbacks", None)
-        if isinstance(caller.f_locals.get("self"), keras.callbacks.CallbackList) and isinstance(callbacks, list) \
-                and sum(cb is self for cb in callbacks) > 1:
+        owner = caller.f_locals.get("self")  # Keras' CallbackList, handing the model to each callback
+        if isinstance(owner, keras.callbacks.CallbackList) and sum(cb is self for cb in owner.callbacks) > 1:
             raise ValueError(TWICE)  # every hook would run twice: each batch logged and drawn twice
         if self._claim(_keras_entry_frame(caller)):
             super().set_model(model)
@@ -285,9 +284,8 @@ class QtMonitor(keras.callbacks.Callback):
         put = self._put
         if put is None:
             return
-        values, bad = numbers(logs)
-        kind = "val" if self._in_fit else "test"
-        put(EvalEvent(self._offset + self._last_batch + 1, self._epoch, time.time(), values, kind, bad))
+        values, bad = numbers(logs)  # the fit's own validation (an evaluate of its own is above)
+        put(EvalEvent(self._offset + self._last_batch + 1, self._epoch, time.time(), values, "val", bad))
 
     def _evaluated(self, logs) -> None:
         """An ``evaluate()`` of its own ended: its result joins the run, at the step it reached.

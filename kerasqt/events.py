@@ -32,6 +32,7 @@ __all__ = [
     "drain",
     "fit_gone",
     "numbers",
+    "summary",
 ]
 
 
@@ -229,6 +230,11 @@ class ErrorEvent:
 def counted(n, noun: str, plural: str | None = None) -> str:
     """``n`` and ``noun`` as a person writes them: "1 epoch", "3 epochs", "? steps" (unknown)."""
     return f"{n} {noun}" if n == 1 else f"{n} {plural or noun + 's'}"
+
+
+def summary(values: Mapping[str, float]) -> str:
+    """Metric values as the message panes show them: ``loss 0.3127, accuracy 0.9``."""
+    return ", ".join(f"{k} {v:.4g}" for k, v in values.items())
 
 
 def fit_gone(now: float) -> ErrorEvent:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .events import BatchEvent, BatchRows, EndEvent, EpochEvent, ErrorEvent, EvalEvent, SineEvent, StartEvent
+from .events import BatchEvent, BatchRows, EndEvent, EpochEvent, ErrorEvent, EvalEvent, SineEvent, StartEvent, summary
 
 __all__ = ["Progress", "SineCurve", "SineRefiner", "SineUpdate", "TrainingRefiner", "TrainingUpdate"]
 
@@ -38,10 +38,10 @@ class Progress:
     lr: float | None
 
     def describe(self) -> str:
-        if self.epochs == 0:  # fit(epochs=0): nothing to run
-            parts = ["epoch 0/0"]
-        else:
-            parts = [f"epoch {self.epoch + 1}" + (f"/{self.epochs}" if self.epochs else "")]
+        if self.epochs is None:
+            parts = [f"epoch {self.epoch + 1}"]
+        else:  # (at most the planned epochs: fit(epochs=0) reads "epoch 0/0")
+            parts = [f"epoch {min(self.epoch + 1, self.epochs)}/{self.epochs}"]
         parts.append(f"step {self.step_in_epoch}" + (f"/{self.steps}" if self.steps else ""))
         if self.steps_per_s:
             parts.append(_per_second(self.steps_per_s, "step"))
@@ -310,8 +310,7 @@ class TrainingRefiner:
             self._epoch_steps = ev.step - self._epoch_start_step
             self._epoch_start_step = ev.step
             self._next_epoch = ev.epoch + 1
-        summary = ", ".join(f"{k} {v:.4g}" for k, v in ev.values.items())
-        self._note(f"epoch {ev.epoch + 1}: {summary}")
+        self._note(f"epoch {ev.epoch + 1}: {summary(ev.values)}")
 
     def _rate(self) -> float | None:
         win = self._rate_window

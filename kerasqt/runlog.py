@@ -278,9 +278,7 @@ class RunLogWriter:
             if not (sync or end or (pending and mono - self._last_flush >= FLUSH_EVERY)):
                 return
             try:
-                fh.write("\n".join(pending) + "\n")
-                fh.flush()
-                pending.clear()
+                self._flush_locked(fh)
                 self._last_flush = mono
                 if end or (sync and mono - self._last_sync >= SYNC_EVERY):
                     self._last_sync = mono
@@ -304,9 +302,7 @@ class RunLogWriter:
             try:
                 if self._fh is not None:
                     self._pending += lines
-                    self._fh.write("\n".join(self._pending) + "\n")
-                    self._fh.flush()
-                    self._pending.clear()
+                    self._flush_locked(self._fh)
                 else:
                     # "r+": a log removed meanwhile is not made anew, with these lines only
                     with open(self.path, "r+", encoding="utf-8", newline="\n") as fh:
@@ -317,6 +313,13 @@ class RunLogWriter:
             except OSError as exc:
                 raise RunLogError(f"the run log stopped: {self.path}: {exc.strerror or exc}") from exc
             self.lines += len(lines)
+
+    def _flush_locked(self, fh) -> None:
+        """Hand the lines not yet written to the OS (the lock held)."""
+        if self._pending:
+            fh.write("\n".join(self._pending) + "\n")
+            self._pending.clear()
+        fh.flush()
 
     def close(self) -> None:
         """Flush, sync and close; idempotent."""
@@ -329,9 +332,7 @@ class RunLogWriter:
             return
         try:
             if sync:
-                if self._pending:
-                    fh.write("\n".join(self._pending) + "\n")
-                fh.flush()
+                self._flush_locked(fh)
                 os.fsync(fh.fileno())
         except OSError:
             pass

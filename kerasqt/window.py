@@ -41,7 +41,7 @@ from PyQt5.QtWidgets import (
 )
 
 from .demo import DemoSettings
-from .events import ErrorEvent, counted
+from .events import ErrorEvent, counted, summary
 from .plotting import MetricsPlot, SinePlot
 from .refine import SineUpdate, TrainingUpdate
 from .session import DemoSession, TrainingSession
@@ -300,9 +300,8 @@ class MonitorWindow(QMainWindow):
         if shown:
             self.plot.apply(TrainingUpdate(tests=(ev,)))
             self.request_frame()
-        summary = ", ".join(f"{k} {v:.4g}" for k, v in ev.values.items()) or "no numbers"
         where = f"at step {ev.step}" if shown else "(not plotted: this window shows no run of this monitor)"
-        self.append_message("control", f"evaluate: {summary} {where}")
+        self.append_message("control", f"evaluate: {summary(ev.values) or 'no numbers'} {where}")
 
     @_guarded
     def _begin_run(self, monitor) -> None:
