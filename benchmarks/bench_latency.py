@@ -32,7 +32,7 @@ def main() -> None:
 
     import keras
     import numpy as np
-    from PyQt5.QtCore import QEventLoop, Qt, QTimer
+    from qtpy.QtCore import QEventLoop, Qt, QTimer
 
     from kerasqt import QtMonitor
     from kerasqt.plotting import MetricsPlot

@@ -32,7 +32,7 @@ def show_demo(*, block: bool = False, start: bool = False, title: str = "kerasqt
 
 def run_until_closed(window, timeout: float | None = None) -> bool:
     """Run the Qt event loop until ``window`` closes (or ``timeout`` s pass); True if closed."""
-    from PyQt5.QtCore import QEventLoop, QTimer
+    from qtpy.QtCore import QEventLoop, QTimer
 
     if window.is_closed:
         return True
@@ -40,5 +40,5 @@ def run_until_closed(window, timeout: float | None = None) -> bool:
     window.closed.connect(loop.quit)
     if timeout is not None:
         QTimer.singleShot(int(timeout * 1000), loop.quit)
-    loop.exec_()
+    loop.exec()
     return window.is_closed

@@ -65,7 +65,7 @@ class FitJob:
         Raises ``TimeoutError`` when ``timeout`` passes first, and the exception of
         ``fit`` if it raised one.
         """
-        from PyQt5.QtWidgets import QApplication
+        from qtpy.QtWidgets import QApplication
 
         from .qtapp import in_main_thread
 

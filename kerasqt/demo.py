@@ -14,7 +14,7 @@ import queue
 import time
 
 import numpy as np
-from PyQt5.QtCore import QObject, pyqtSignal, pyqtSlot
+from qtpy.QtCore import QObject, Signal, Slot
 
 from .events import SineEvent
 
@@ -64,7 +64,7 @@ class SineWorker(QObject):
     """Makes ``iterations`` sine curves, one every ``interval`` s, with 1, 2, 3, ... half-periods
     (x from 0 to k·π)."""
 
-    finished = pyqtSignal()
+    finished = Signal()
 
     def __init__(self, events: queue.SimpleQueue, *, iterations: int = 20, interval: float = 0.1,
                  batch_size: int = 5) -> None:
@@ -79,7 +79,7 @@ class SineWorker(QObject):
     def stop(self) -> None:
         self._running = False
 
-    @pyqtSlot()
+    @Slot()
     def run(self) -> None:
         try:
             for i in range(self.iterations):

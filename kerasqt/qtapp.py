@@ -36,15 +36,25 @@ NO_DISPLAY_MESSAGE = (
 
 
 def import_qt():
-    """Import PyQt5, or raise :class:`QtMissingError` naming the package to install."""
+    """Import the Qt binding through qtpy (``QT_API`` chooses: ``pyqt5``, the default, ``pyqt6``,
+    ``pyside6``...), or raise :class:`QtMissingError` naming the package to install."""
     try:
-        from PyQt5 import QtCore, QtGui, QtWidgets
-    except ImportError as exc:  # pragma: no cover - exercised by a subprocess test
+        from qtpy import QtCore, QtGui, QtWidgets
+    except Exception as exc:  # qtpy raises its own error when no binding imports
+        chosen = os.environ.get("QT_API", "").strip().lower()
+        package = {"pyqt6": "PyQt6", "pyside6": "PySide6", "pyside2": "PySide2"}.get(chosen, "PyQt5")
         raise QtMissingError(
-            f"kerasqt needs the Qt binding PyQt5, which could not be imported ({exc}); "
-            "install it with: pip install PyQt5"
+            f"kerasqt needs a Qt binding ({package}), which could not be imported ({exc}); "
+            f"install it with: pip install {package}"
         ) from exc
     return QtCore, QtGui, QtWidgets
+
+
+def binding() -> str:
+    """The Qt binding in use, as ``QT_API`` names it (``pyqt5``, ``pyqt6``, ``pyside6``...)."""
+    import qtpy
+
+    return qtpy.API_NAME.lower()
 
 
 def is_offscreen() -> bool:
@@ -71,7 +81,7 @@ def check_display() -> None:
 
 
 _probed: dict[tuple[str, str, str], str | None] = {}  # screen settings -> what stops Qt there (None: nothing)
-_PROBE = "import sys\nfrom PyQt5.QtWidgets import QApplication\napp = QApplication(sys.argv[:1])\nprint('qt started')\n"
+_PROBE = "import sys\nfrom qtpy.QtWidgets import QApplication\napp = QApplication(sys.argv[:1])\nprint('qt started')\n"
 
 
 def _platform_problem() -> str | None:
@@ -117,7 +127,7 @@ def ensure_app():
 
 def _quiet_offscreen_warnings() -> None:
     """Drop the offscreen plugin's harmless 'propagateSizeHints' notice; pass on all else."""
-    from PyQt5.QtCore import qInstallMessageHandler
+    from qtpy.QtCore import qInstallMessageHandler
 
     previous = None
 

@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from PyQt5.QtCore import QObject, pyqtSignal, pyqtSlot
+from qtpy.QtCore import QObject, Signal, Slot
 
 from .events import EndEvent, ErrorEvent, MessageEvent, StartEvent, drain, fit_gone
 
@@ -45,9 +45,9 @@ class Receiver(QObject):
     ``paced``: a stop ends the loop at once, without taking what is queued (the demo).
     """
 
-    updated = pyqtSignal(object)
-    message = pyqtSignal(str, str)
-    finished = pyqtSignal()
+    updated = Signal(object)
+    message = Signal(str, str)
+    finished = Signal()
 
     def __init__(
         self,
@@ -100,7 +100,7 @@ class Receiver(QObject):
     def say(self, text: str, source: str = "receiver") -> None:
         self.message.emit(source, text)
 
-    @pyqtSlot()
+    @Slot()
     def run(self) -> None:
         pending: list = []
         last_emit = 0.0

@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import queue
 
-from PyQt5.QtCore import QObject, QTimer, pyqtSignal
+from qtpy.QtCore import QObject, QTimer, Signal
 
 from .events import StartEvent, counted
 from .runlog import ReplayFeeder, RunLog, read_run
@@ -57,7 +57,7 @@ class _ReplayedRun:
 class Replay(QObject):
     """Plays ``runs`` (all of one kind) in ``window``, one after the other; ``finished`` when all are shown."""
 
-    finished = pyqtSignal()
+    finished = Signal()
 
     def __init__(self, window, runs: list[RunLog], speed: float | None = None) -> None:
         super().__init__(window)

@@ -13,7 +13,7 @@ import atexit
 import queue
 import threading
 
-from PyQt5.QtCore import QObject, Qt, QThread, pyqtSignal, pyqtSlot
+from qtpy.QtCore import QObject, Qt, QThread, Signal, Slot
 
 from .capture import OutputCapture
 from .demo import DemoSettings, SineWorker
@@ -100,9 +100,9 @@ def end_thread(obj: QObject | None, thread: QThread | None, timeout_ms: int = TH
 class DemoSession(QObject):
     """The sine demo: a :class:`SineWorker` thread and a paced :class:`Receiver` thread."""
 
-    updated = pyqtSignal(object)
-    message = pyqtSignal(str, str)
-    running_changed = pyqtSignal(bool)
+    updated = Signal(object)
+    message = Signal(str, str)
+    running_changed = Signal(bool)
 
     def __init__(self, settings: DemoSettings | None = None, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -224,9 +224,9 @@ class DemoSession(QObject):
 class TrainingSession(QObject):
     """One receiver thread per training run, fed by the callback's queue."""
 
-    updated = pyqtSignal(object)
-    message = pyqtSignal(str, str)
-    run_finished = pyqtSignal()
+    updated = Signal(object)
+    message = Signal(str, str)
+    run_finished = Signal()
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
@@ -251,12 +251,12 @@ class TrainingSession(QObject):
         self._receiver = receiver
         self._thread = start_in_thread(receiver, "kerasqt-receiver")
 
-    @pyqtSlot(object)  # a Qt slot: no Python proxy object left behind per run
+    @Slot(object)  # a Qt slot: no Python proxy object left behind per run
     def _forward(self, update) -> None:
         if self.sender() is self._receiver:  # not a late update of a run that was replaced
             self.updated.emit(update)
 
-    @pyqtSlot()
+    @Slot()
     def _finished(self) -> None:
         # The end of a replaced run's receiver (queued before the next run began) must not end this one.
         if self._thread is not None and self.sender() is self._receiver:

@@ -11,6 +11,9 @@ os.environ.setdefault("XDG_RUNTIME_DIR", tempfile.mkdtemp(prefix="kerasqt-xdg-")
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 os.environ.setdefault("MPLBACKEND", "QtAgg")
+# The Qt binding: QT_API chooses (qtpy, Matplotlib and pytest-qt alike); PyQt5 by default.
+os.environ.setdefault("QT_API", "pyqt5")
+os.environ.setdefault("PYTEST_QT_API", os.environ["QT_API"])
 # QtMonitor() logs each run to ./runs by default: the suite's (and its subprocesses') go to a temp folder.
 os.environ.setdefault("KERASQT_LOG_DIR", tempfile.mkdtemp(prefix="kerasqt-runs-"))
 

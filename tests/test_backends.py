@@ -25,7 +25,7 @@ SCRIPT = textwrap.dedent("""
     mon = QtMonitor()
     model.fit(x, y, validation_split=0.2, epochs=3, batch_size=16, verbose=0, callbacks=[mon])
     win = mon.window
-    from PyQt5.QtWidgets import QApplication
+    from qtpy.QtWidgets import QApplication
     import time
     end = time.monotonic() + 10
     while win.training.running and time.monotonic() < end:

@@ -56,12 +56,15 @@ def test_a_display_without_a_screen_behind_it_is_a_clear_error_not_an_abort():
 
 
 def test_missing_qt_binding_names_the_package(tmp_path):
-    blocker = tmp_path / "PyQt5"  # shadows the real package: importing it fails
-    blocker.mkdir()
-    (blocker / "__init__.py").write_text("raise ImportError('PyQt5 is not installed (test)')\n")
+    from kerasqt.qtapp import binding
+
+    for name in ("PyQt5", "PyQt6", "PySide6", "PySide2"):  # shadow every binding: importing them fails
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "__init__.py").write_text(f"raise ImportError('{name} is not installed (test)')\n")
     r = _run(["demo", "--seconds", "1"], env_extra={"PYTHONPATH": str(tmp_path)})
     assert r.returncode == 2
-    assert "pip install PyQt5" in r.stderr and "Traceback" not in r.stderr
+    package = {"pyqt5": "PyQt5", "pyqt6": "PyQt6", "pyside6": "PySide6"}[binding()]
+    assert f"pip install {package}" in r.stderr and "Traceback" not in r.stderr
 
 
 def test_example_trains_and_saves_a_screenshot(tmp_path):

@@ -6,6 +6,7 @@ import queue
 
 import matplotlib.lines
 import pytest
+from qtpy.QtCore import Qt
 
 from kerasqt.demo import DemoSettings, SineWorker, sine_curve
 from kerasqt.events import SineEvent
@@ -65,21 +66,21 @@ def test_demo_through_its_buttons(qtbot, window):
     line = window.plot.line
     assert window.status.text() == "press start threads to run the demo"  # nothing ran, nothing stopped
     assert window.progress.isHidden() and window.progress_label.isHidden()  # no training progress row
-    qtbot.mouseClick(window.start_button, 1)
+    qtbot.mouseClick(window.start_button, Qt.MouseButton.LeftButton)
     assert window.demo.running and not window.start_button.isEnabled()
     qtbot.waitUntil(lambda: window.plot.curves >= 3, timeout=5000)
     assert len(line.get_xdata()) > 10 and line in _lines(window)  # redrawn in place
     qtbot.waitUntil(lambda: "receiver:" in window.pane_text("receiver"), timeout=5000)
     assert "started worker" in window.pane_text("control")
-    qtbot.mouseClick(window.stop_button, 1)
+    qtbot.mouseClick(window.stop_button, Qt.MouseButton.LeftButton)
     assert not window.demo.running and not live_threads()
     assert "threads stopped" in window.pane_text("control") and window.status.text() == "demo stopped"
     assert "worker:" in window.pane_text("worker")
     # start again after a stop
     before = window.plot.curves
-    qtbot.mouseClick(window.start_button, 1)
+    qtbot.mouseClick(window.start_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: window.plot.curves > before, timeout=5000)
-    qtbot.mouseClick(window.stop_button, 1)
+    qtbot.mouseClick(window.stop_button, Qt.MouseButton.LeftButton)
     assert not live_threads()
 
 

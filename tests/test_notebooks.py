@@ -278,7 +278,7 @@ async def _until(condition, timeout: float) -> bool:
 
 
 def test_pump_turns_qt_from_the_kernel_loop_and_yields_to_gui_qt(qapp, monkeypatch):
-    from PyQt5.QtCore import QTimer
+    from qtpy.QtCore import QTimer
 
     from kerasqt import qtapp
 
