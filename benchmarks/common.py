@@ -208,7 +208,7 @@ def moving_average(y, a: float = 0.9):
         from scipy.signal import lfilter
 
         out = lfilter([1 - a], [1, -a], np.asarray(y, float), zi=[a * float(y[0])])[0]
-    except ImportError:  # pragma: no cover - scipy comes with scikit-learn
+    except ImportError:  # pragma: no cover - scipy comes with the bench extra
         out = np.empty(len(y))
         last = float(y[0])
         for i, v in enumerate(np.asarray(y, float).tolist()):

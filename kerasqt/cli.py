@@ -100,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--log-dir", metavar="DIR", type=_log_folder,
                       help="record each demo run to a run log in DIR (made if missing)")
 
-    ex = sub.add_parser("example", help="train a small model on scikit-learn's digits, watched live")
+    ex = sub.add_parser("example", help="train a small model to tell three spirals apart, watched live")
     ex.add_argument("--epochs", type=_positive_int, default=12, help="epochs to train (default: %(default)s)")
     ex.add_argument("--batch-size", type=_positive_int, default=32, help="samples per batch (default: %(default)s)")
     ex.add_argument("--screenshot", type=_png_path, help="save a PNG of the window after training")
@@ -115,6 +115,23 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The command line; every failure is one line on stderr and exit code 2 (Ctrl-C: 130).
+
+    ``KERASQT_DEBUG=1`` lets an unexpected error out with its traceback."""
+    try:
+        return _main(argv)
+    except KeyboardInterrupt:
+        print("kerasqt: interrupted", file=sys.stderr)
+        return 130
+    except Exception as exc:
+        if os.environ.get("KERASQT_DEBUG"):
+            raise
+        text = " ".join(str(exc).split()) or "(no message)"
+        print(f"kerasqt: error: {type(exc).__name__}: {text} (KERASQT_DEBUG=1 shows where)", file=sys.stderr)
+        return 2
+
+
+def _main(argv: list[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:  # what there is to do, rather than an error about a missing argument
@@ -148,7 +165,7 @@ def _finish(window, screenshot: str | None) -> None:
 
 
 def _demo(args) -> int:
-    from PyQt5.QtCore import QTimer
+    from qtpy.QtCore import QTimer
 
     from .app import run_until_closed, show_demo
     from .qtapp import is_offscreen
@@ -175,10 +192,10 @@ def _demo(args) -> int:
 
 def _example(args) -> int:
     from .callback import QtMonitor
-    from .example import train_digits
+    from .example import train_spirals
 
-    monitor = QtMonitor(title="kerasqt: digits example")
-    model, history = train_digits(monitor, epochs=args.epochs, batch_size=args.batch_size)
+    monitor = QtMonitor(title="kerasqt: spirals example")
+    model, history = train_spirals(monitor, epochs=args.epochs, batch_size=args.batch_size)
     h = history.history
     print(f"trained {len(h['loss'])} epochs: loss {h['loss'][-1]:.3f}, accuracy {h['accuracy'][-1]:.3f}, "
           f"val_loss {h['val_loss'][-1]:.3f}, val_accuracy {h['val_accuracy'][-1]:.3f}")
