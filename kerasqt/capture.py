@@ -24,7 +24,7 @@ import sys
 import threading
 from queue import SimpleQueue
 
-from .events import MessageEvent
+from .events import MessageEvent, terminal_text
 
 __all__ = ["OutputCapture"]
 
@@ -78,7 +78,9 @@ class _Router(io.TextIOBase):
     def flush(self) -> None:
         ident = threading.get_ident()
         capture = _current_for_thread()
-        if capture is not None and self._partial.get(ident):
+        partial = self._partial.get(ident)
+        # A line being redrawn in place (a progress bar: \r, \b) waits for its end; others show now.
+        if capture is not None and partial and not ("\r" in partial or "\b" in partial):
             capture.emit(self._partial.pop(ident))
         try:
             self.target.flush()
@@ -138,9 +140,7 @@ class OutputCapture:
         return bool(include()) if callable(include) else bool(include)
 
     def emit(self, line: str) -> None:
-        line = line.rstrip("\r")
-        if "\r" in line:  # progress bars redraw with \r: keep the final state
-            line = line.rsplit("\r", 1)[-1]
+        line = terminal_text(line)  # a progress bar's final state, without colour codes
         if line.strip():
             source = self._sources.get(threading.get_ident(), self.default_source)
             self.queue.put(MessageEvent(source, line))

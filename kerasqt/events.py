@@ -11,6 +11,7 @@ turns into its :class:`BatchEvent` in the receiving thread. No Qt and no Keras i
 from __future__ import annotations
 
 import queue
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -225,6 +226,54 @@ class ErrorEvent:
     time: float
     message: str
     how: str = "failed"
+
+
+def is_learning_rate(key: str) -> bool:
+    """Whether a logged key is the learning rate (``ReduceLROnPlateau`` and ``LearningRateScheduler``
+    log ``learning_rate``, one ``learning_rate_<name>`` per optimizer of several; older code ``lr``):
+    a setting to show as steps, not a metric to smooth."""
+    return key in ("learning_rate", "lr") or key.startswith("learning_rate_")
+
+
+def split_learning_rate(values: Mapping[str, float]) -> tuple[dict[str, float], float | None]:
+    """The metric values without the learning rate, and the learning rate logged among them (or None)."""
+    if not any(is_learning_rate(k) for k in values):
+        return dict(values), None
+    metrics = {k: v for k, v in values.items() if not is_learning_rate(k)}
+    lr = values.get("learning_rate", values.get("lr"))
+    if lr is None:
+        lr = next(v for k, v in values.items() if is_learning_rate(k))
+    return metrics, lr
+
+
+_ESCAPES = re.compile(
+    r"\x1b\[[0-?]*[ -/]*[@-~]"  # CSI: colours, cursor moves, erase line
+    r"|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)?"  # OSC: window titles, links
+    r"|\x1b[@-Z\\-_]?"  # any other escape
+)
+_CONTROLS = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+
+
+def terminal_text(line: str) -> str:
+    """One line as a terminal would leave it on screen, in plain text.
+
+    A ``\\r`` goes back to the start of the line: what follows the last one is what stays (Keras'
+    progress bar redraws itself that way), unless nothing follows it; a ``\\b`` takes back the
+    character before it; escape sequences (colours, cursor moves) and other control characters
+    are dropped."""
+    line = _ESCAPES.sub("", line).rstrip("\r")
+    if "\r" in line:
+        line = line.rsplit("\r", 1)[-1]
+    if "\b" in line:
+        kept: list[str] = []
+        for ch in line:
+            if ch == "\b":
+                if kept:
+                    kept.pop()
+            else:
+                kept.append(ch)
+        line = "".join(kept)
+    return _CONTROLS.sub("", line)
 
 
 def counted(n, noun: str, plural: str | None = None) -> str:

@@ -6,11 +6,14 @@ import csv
 
 import numpy as np
 
+from .history import EpochTable
+
 __all__ = ["write_csv"]
 
 
 def write_csv(plot, path: str) -> str:
-    """Write one row per batch, epoch and test pass: ``kind, step, epoch, <metrics...>``.
+    """Write one row per batch, epoch and test pass: ``kind, step, epoch, <metrics...>``, and an
+    ``lr`` row (its ``learning rate`` column) where the learning rate changed and at each epoch's end.
 
     Batch rows carry raw values (smoothed ones end in ``~``) and the epoch their step falls
     in (the first one that ends at or after it). Empty cells are metrics not logged at that
@@ -23,8 +26,9 @@ def write_csv(plot, path: str) -> str:
     if len(plot.batches):
         at = np.searchsorted(ends, plot.batches.steps, side="left").tolist()
         batch_epochs = [numbers[i] if i < len(numbers) else (numbers[-1] + 1 if numbers else "") for i in at]
+    lrs = getattr(plot, "lrs", None) or EpochTable()  # (tables of a run without learning rates)
     tables = [("batch", plot.batches, batch_epochs), ("epoch", plot.epochs, numbers),
-              ("test", plot.tests, plot.tests.epochs)]
+              ("test", plot.tests, plot.tests.epochs), ("lr", lrs, [""] * len(lrs))]
     columns = [dict(plot.batches.columns()), *({n: t.column(n) for n in t.names()} for _, t, _ in tables[1:])]
     names: list[str] = []
     for cols in columns:

@@ -40,7 +40,8 @@ from .history import BatchTable, EpochTable, group_of
 
 __all__ = ["MetricsPlot", "SinePlot"]
 
-TRAIN, VAL, TEST = "C0", "C1", "C2"
+TRAIN, VAL, TEST, LR = "C0", "C1", "C2", "C4"
+LR_KEY = "learning rate"  # its own axes, once it has changed: a step line on a log scale
 RUN_COLORS = ("C0", "C3", "C2", "C4", "C1", "C5", "C6", "C8", "C9", "C7")  # one per run when comparing
 
 
@@ -180,6 +181,7 @@ class MetricsPlot(Plot):
         self.batches = BatchTable()
         self.epochs = EpochTable()
         self.tests = EpochTable()
+        self.lrs = EpochTable()  # (step, learning rate) where it changed and at each epoch's end
         self.planned_steps = None
         if start is not None and start.epochs and start.steps:
             self.planned_steps = (start.epochs - start.initial_epoch) * start.steps
@@ -199,6 +201,7 @@ class MetricsPlot(Plot):
         self._last_shrink = 0.0
         self._needs_shrink_check = False
         self._fit_view = False  # the run is over: fit the y limits to the data at the next frame
+        self.ended = False  # the run is over: the x axis spans the steps it took
         self.limits_pending = False
         self._changed_from: float | None = None  # smallest step whose drawing changed since the last frame
         self._legend_stale: set[_Panel] = set()  # lines joined these axes: their legends need a draw
@@ -240,6 +243,12 @@ class MetricsPlot(Plot):
             self._changed(_before(self.tests.steps, ev.step))
             self.tests.add(ev.step, ev.epoch, values)
             self._note_keys(values)
+        if update.lrs:
+            for step, lr in update.lrs:
+                self._changed(_before(self.lrs.steps, step))
+                self.lrs.add(step, 0, {LR_KEY: lr})
+            if LR_KEY not in self._groups and np.ptp(self.lrs.column(LR_KEY)) > 0:
+                self._note_keys([LR_KEY])  # shown once it changes: a constant one is in the progress line
         self.dirty = True
 
     def run_over(self) -> None:
@@ -247,6 +256,7 @@ class MetricsPlot(Plot):
         with headroom for the curves to go on; now nothing will come), and the x limits to its
         steps when none were planned (they grew by doubling)."""
         self._fit_view = True
+        self.ended = True
         self.dirty = True
 
     def _changed(self, step) -> None:
@@ -287,6 +297,8 @@ class MetricsPlot(Plot):
     def set_log_scale(self, on: bool) -> None:
         self.log_scale = bool(on)
         for panel in self.panels.values():
+            if panel.group == LR_KEY:
+                continue  # always logarithmic
             panel.ax.set_yscale("log" if on else "linear", nonpositive="mask") if on else panel.ax.set_yscale("linear")
             panel.user_view = False
             panel.expected = None  # the new scale is ours, not the user's
@@ -300,8 +312,9 @@ class MetricsPlot(Plot):
         for panel in self.panels.values():
             panel.user_view = False
             panel.expected = None
-            if panel.ax.get_yscale() != ("log" if self.log_scale else "linear"):
-                panel.ax.set_yscale("log", nonpositive="mask") if self.log_scale else panel.ax.set_yscale("linear")
+            log = self.log_scale or panel.group == LR_KEY
+            if panel.ax.get_yscale() != ("log" if log else "linear"):
+                panel.ax.set_yscale("log", nonpositive="mask") if log else panel.ax.set_yscale("linear")
         self._needs_full = True
         self.dirty = True
 
@@ -327,7 +340,7 @@ class MetricsPlot(Plot):
                 self._overlay_lines(panel, overlay)
             ax.grid(alpha=0.3)
             ax.set_xlabel("step")
-            if self.log_scale:
+            if self.log_scale or group == LR_KEY:
                 ax.set_yscale("log", nonpositive="mask")
             ax.legend(loc="best", fontsize="small", framealpha=0.6)
             self.panels[group] = panel
@@ -397,7 +410,11 @@ class MetricsPlot(Plot):
             run = self.label or f"run {n + 1}"
         for key in keys:
             named = key if run is None else f"{run}: {key}"
-            if key.startswith("val_"):
+            if key == LR_KEY:
+                color = LR if run is None else train
+                panel.lines["l:" + key] = ax.plot([], [], "-", drawstyle="steps-post", color=color, lw=1.4,
+                                                  label=named, animated=True)[0]
+            elif key.startswith("val_"):
                 panel.lines["e:" + key] = ax.plot([], [], "s--", color=val, ms=5, lw=1.2, label=named, animated=True)[0]
             elif key.startswith("test_"):
                 panel.lines["t:" + key] = ax.plot([], [], "D", color=test, ms=6, label=named, animated=True)[0]
@@ -442,7 +459,9 @@ class MetricsPlot(Plot):
         return _union(ranges)
 
     def _table(self, kind: str):
-        """The table a line of this kind (``b``, ``s``, ``e`` or ``t``) draws from."""
+        """The table a line of this kind (``b``, ``s``, ``e``, ``t`` or ``l``) draws from."""
+        if kind == "l":
+            return self.lrs
         return self.batches if kind in "bs" else (self.tests if kind == "t" else self.epochs)
 
     def _line_data(self, panel: _Panel, name: str, x0: float, x1: float, columns: int):
@@ -501,10 +520,10 @@ class MetricsPlot(Plot):
         planned = self.planned_steps
         if planned and self.overlays:  # comparing: the kept runs are whole, they fit as planned
             planned = max(planned, max(overlay.last_step for overlay in self.overlays))
-        if planned and last <= planned:
-            want_x = (0.0, float(planned))
-        elif self._fit_view:  # the run is over, with no plan (or past it): the steps it took
+        if self.ended:  # the run is over: the steps it took (fewer than planned if it ended early)
             want_x = (0.0, float(max(last, 1)))
+        elif planned and last <= planned:
+            want_x = (0.0, float(planned))
         elif x0 == 0 and 1 < x1 and last <= x1:
             want_x = (x0, x1)  # still room: keep the limits
         else:

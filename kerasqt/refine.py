@@ -13,11 +13,23 @@ import math
 import random
 from collections import deque
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-from .events import BatchEvent, BatchRows, EndEvent, EpochEvent, ErrorEvent, EvalEvent, SineEvent, StartEvent, summary
+from .events import (
+    BatchEvent,
+    BatchRows,
+    EndEvent,
+    EpochEvent,
+    ErrorEvent,
+    EvalEvent,
+    SineEvent,
+    StartEvent,
+    is_learning_rate,
+    split_learning_rate,
+    summary,
+)
 
 __all__ = ["Progress", "SineCurve", "SineRefiner", "SineUpdate", "TrainingRefiner", "TrainingUpdate"]
 
@@ -99,6 +111,8 @@ class TrainingUpdate:
     end: EndEvent | ErrorEvent | None = None
     counts: Mapping[str, int] = field(default_factory=dict)
     nonfinite: frozenset[str] = frozenset()  # metrics that had NaN/inf so far
+    # (step, learning rate) where it changed, and at each epoch's end: drawn as steps, never smoothed
+    lrs: tuple[tuple[int, float], ...] = ()
 
 
 class TrainingRefiner:
@@ -124,6 +138,9 @@ class TrainingRefiner:
         self._epoch_began = None
         self._last_batch: BatchEvent | None = None
         self._lr: float | None = None
+        self._lr_shown: float | None = None  # the last learning rate put into an update's lrs
+        self._lr_points: list[tuple[int, float]] = []
+        self._lr_logged: float | None = None  # the last one an epoch's logs gave (ReduceLROnPlateau...)
         self._epoch_start_step = 0  # global step at the end of the last finished epoch
         self._epoch_steps = 0  # steps of the last finished epoch (the planned ones may be unknown)
         self._next_epoch = 0
@@ -176,8 +193,8 @@ class TrainingRefiner:
             rows = []
         chunk = self._rows_chunk(rows) if rows else (self._batch_chunk(batches) if batches else None)
         epochs.sort(key=lambda e: e.step)
-        for ev in epochs:
-            self._epoch_done(ev)
+        epochs = [self._epoch_done(ev) for ev in epochs]
+        lrs, self._lr_points = tuple(self._lr_points), []
         return TrainingUpdate(
             start=start,
             batches=chunk,
@@ -187,9 +204,28 @@ class TrainingRefiner:
             end=end,
             counts=dict(self.counts),
             nonfinite=frozenset(k for k, kind in self._warned if kind == "nonfinite"),
+            lrs=lrs,
         )
 
     # -- pieces ---------------------------------------------------------------------------------
+    def _lr_apart(self, ev: EpochEvent) -> EpochEvent:
+        """The epoch without a logged learning rate among its metrics (the rate the epoch ran with:
+        ``ReduceLROnPlateau`` logs it before it lowers it); a change from the last epoch is told."""
+        values, logged = split_learning_rate(ev.values)
+        if logged is None:
+            return ev
+        if self._lr_logged is not None and not _same(logged, self._lr_logged):
+            self._note(f"learning rate {self._lr_logged:.3g} -> {logged:.3g} in epoch {ev.epoch + 1}")
+        self._lr_logged = logged
+        return replace(ev, values=values, lr=logged if ev.lr is None else ev.lr)
+
+    def _lr_at(self, step: int, lr: float, always: bool = False) -> None:
+        """Record the learning rate at ``step`` when it changed (or ``always``: an epoch's end)."""
+        self._lr = lr
+        if always or self._lr_shown is None or not _same(lr, self._lr_shown):
+            self._lr_shown = lr
+            self._lr_points.append((step, lr))
+
     def _check_bad(self, bad: tuple[str, ...]) -> None:
         for key in bad:
             self._warn_once(key, "bad", f"metric {key!r} is not a single number; it is skipped")
@@ -254,10 +290,16 @@ class TrainingRefiner:
         values: dict[str, np.ndarray] = {}
         smoothed: dict[str, np.ndarray] = {}
         for key in rows[0].values:
-            values[key], smoothed[key] = self._smooth(key, column("values", key), steps)
+            if not is_learning_rate(key):
+                values[key], smoothed[key] = self._smooth(key, column("values", key), steps)
         times = column("times")
         lrs = column("lrs") if any(r.lrs is not None for r in rows) else None
         if lrs is not None:
+            shown = self._lr_shown
+            for step, lr in zip(steps, lrs, strict=True):
+                if lr is not None and lr != shown:
+                    self._lr_at(step, lr)
+                    shown = lr
             newest_lr = next((lr for lr in reversed(lrs) if lr is not None), None)
             if newest_lr is not None:
                 self._lr = newest_lr
@@ -272,7 +314,7 @@ class TrainingRefiner:
         batches.sort(key=lambda e: e.step)
         keys: dict[str, None] = {}
         for ev in batches:
-            keys.update(dict.fromkeys(ev.values))
+            keys.update(dict.fromkeys(k for k in ev.values if not is_learning_rate(k)))
             if ev.bad:
                 self._check_bad(ev.bad)
         n = len(batches)
@@ -285,8 +327,9 @@ class TrainingRefiner:
             values[key], smoothed[key] = self._smooth(key, raw, step_list,
                                                       logged=lambda i, key=key: key in batches[i].values)
         for ev in batches:
-            if ev.lr is not None:
-                self._lr = ev.lr
+            lr = ev.lr if ev.lr is not None else split_learning_rate(ev.values)[1]
+            if lr is not None:
+                self._lr_at(ev.step, lr)
             self._rate_window.append((ev.time, ev.step))
         newest = batches[-1]
         if self._last_batch is None or newest.step >= self._last_batch.step:
@@ -294,11 +337,13 @@ class TrainingRefiner:
         self.counts["batches"] += n
         return BatchChunk(steps, values, smoothed)
 
-    def _epoch_done(self, ev: EpochEvent) -> None:
+    def _epoch_done(self, ev: EpochEvent) -> EpochEvent:
+        """Count, check and tell an epoch's end; returns it without a logged learning rate."""
+        ev = self._lr_apart(ev)
         self.counts["epochs"] += 1
         self._check_bad(ev.bad)
         if ev.lr is not None:
-            self._lr = ev.lr
+            self._lr_at(ev.step, ev.lr, always=True)  # (the steps line reaches the epoch's end)
         for key, v in ev.values.items():
             if not math.isfinite(v):
                 self.counts["nonfinite"] += 1
@@ -311,6 +356,7 @@ class TrainingRefiner:
             self._epoch_start_step = ev.step
             self._next_epoch = ev.epoch + 1
         self._note(f"epoch {ev.epoch + 1}: {summary(ev.values)}")
+        return ev
 
     def _rate(self) -> float | None:
         win = self._rate_window
@@ -361,6 +407,10 @@ class TrainingRefiner:
             elapsed_s=max(now - st.time, 0.0),
             lr=self._lr,
         )
+
+
+def _same(a: float, b: float) -> bool:
+    return abs(a - b) <= 1e-6 * max(abs(a), abs(b))  # (float32 rounding is no change)
 
 
 @dataclass(frozen=True, slots=True)

@@ -318,3 +318,49 @@ def test_a_next_run_of_the_same_metrics_keeps_the_axes_and_their_limits():
     plot.apply(refiner.refine([BatchEvent(1, 0, 9000.1, {"loss": 1.0, "accuracy": 0.5, "mae": 0.3})]))
     plot.draw_frame(staged=True)
     assert plot.panels["loss"] is not loss and "mae" in plot.panels
+
+
+def _frame(plot) -> None:
+    while plot.draw_frame(allow_full=True, staged=False) not in (None, "blit"):
+        pass
+
+
+def test_a_run_that_ends_early_fits_its_x_axis_to_the_steps_taken():
+    plot, _ = _plot()
+    refiner = TrainingRefiner()
+    plot.apply(refiner.refine([StartEvent(0.0, epochs=300, steps=20)]))
+    plot.apply(refiner.refine(_events(0, 140, np.random.default_rng(0))))
+    _frame(plot)
+    assert plot.panels["loss"].ax.get_xlim() == (0.0, 6000.0)  # while it runs: the planned span
+    plot.run_over()  # EarlyStopping ended it at step 140
+    _frame(plot)
+    for panel in plot.panels.values():
+        assert panel.ax.get_xlim() == (0.0, 140.0)
+    plot.dirty = True
+    _frame(plot)  # and it stays so at later frames
+    assert plot.panels["loss"].ax.get_xlim() == (0.0, 140.0)
+
+
+def test_the_learning_rate_gets_a_log_scale_step_line_once_it_changes():
+    plot, _ = _plot()
+    refiner = TrainingRefiner()
+    plot.apply(refiner.refine([StartEvent(0.0, epochs=4, steps=10)]))
+    events = [BatchEvent(i, (i - 1) // 10, 1.0 + i, {"loss": 1.0 / i}, (), 1e-3) for i in range(1, 21)]
+    plot.apply(refiner.refine(events + [EpochEvent(10, 0, 11.0, {"loss": 0.1, "learning_rate": 1e-3})]))
+    _frame(plot)
+    assert "learning rate" not in plot.panels  # constant so far: the progress line says it
+    events = [BatchEvent(i, (i - 1) // 10, 1.0 + i, {"loss": 1.0 / i}, (), 1e-5) for i in range(21, 31)]
+    plot.apply(refiner.refine(events + [EpochEvent(30, 2, 31.0, {"loss": 0.03, "learning_rate": 1e-5})]))
+    _frame(plot)
+    panel = plot.panels["learning rate"]
+    assert panel.ax.get_yscale() == "log"
+    (line,) = panel.lines.values()
+    assert line.get_drawstyle() == "steps-post"
+    assert list(line.get_xdata()) == [1, 10, 21, 30]  # where it changed, and epoch ends
+    assert list(line.get_ydata()) == pytest.approx([1e-3, 1e-3, 1e-5, 1e-5])
+    lo, hi = panel.ax.get_ylim()
+    assert lo < 1e-5 and hi > 1e-3
+    labels = [t.get_text() for p in plot.panels.values() if p.ax.get_legend() for t in p.ax.get_legend().get_texts()]
+    assert not [label for label in labels if "learning_rate" in label]
+    plot.set_log_scale(False)  # the log-scale toggle is for the metrics: the rate stays logarithmic
+    assert panel.ax.get_yscale() == "log"

@@ -505,3 +505,62 @@ def test_csv_is_utf8_whatever_the_locale(tmp_path):
     r = subprocess.run([sys.executable, "-c", script, str(out)], env=env, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
     assert out.read_text(encoding="utf-8").splitlines()[0] == "kind,step,epoch,损失 é,损失 é~"
+
+
+# -- what a user's terminal output and logged learning rate become ---------------------------------
+def test_terminal_text_leaves_what_a_terminal_would_show():
+    from kerasqt.events import terminal_text
+
+    bar = ("\b" * 40 + "\r\x1b[1m3/5\x1b[0m \x1b[32m━━━━\x1b[0m\x1b[37m━━\x1b[0m \x1b[1m0s\x1b[0m - loss: 0.5"
+           + "\b" * 40 + "\r\x1b[1m5/5\x1b[0m \x1b[32m━━━━━━\x1b[0m \x1b[1m1s\x1b[0m 9ms/step - loss: 0.4")
+    assert terminal_text(bar) == "5/5 ━━━━━━ 1s 9ms/step - loss: 0.4"
+    assert terminal_text("done\r") == "done"  # nothing after the \r: the line stays
+    assert terminal_text("ab\bc") == "ac"
+    assert terminal_text("\x1b]0;a title\x07plain\x00\x7f") == "plain"
+    assert terminal_text("tab\tkept") == "tab\tkept"
+
+
+def test_a_progress_bar_redrawn_in_place_reaches_its_pane_once_and_clean():
+    q = queue.SimpleQueue()
+    saved, sys.stdout = sys.stdout, io.StringIO()
+    try:
+        with OutputCapture(q):
+            def work():  # what Keras' Progbar writes with verbose=1: each update flushed, \r to redraw
+                for i in range(1, 4):
+                    sys.stdout.write("\b" * 12 + f"\r\x1b[1m{i}/3\x1b[0m loss {i}")
+                    sys.stdout.flush()
+                sys.stdout.write("\n")
+                print("a plain line")
+            t = threading.Thread(target=work)
+            t.start()
+            t.join()
+    finally:
+        sys.stdout = saved
+    got = []
+    while not q.empty():
+        got.append(q.get().text)
+    assert got == ["3/3 loss 3", "a plain line"]
+
+
+def test_learning_rate_in_the_logs_is_a_setting_shown_as_steps_not_a_metric():
+    from kerasqt.events import split_learning_rate
+
+    assert split_learning_rate({"loss": 1.0, "learning_rate": 1e-3}) == ({"loss": 1.0}, 1e-3)
+    assert split_learning_rate({"loss": 1.0, "learning_rate_adam": 2e-3}) == ({"loss": 1.0}, 2e-3)
+    assert split_learning_rate({"loss": 1.0}) == ({"loss": 1.0}, None)
+    notes = []
+    r = TrainingRefiner(note=notes.append)
+    r.refine([StartEvent(0.0, epochs=3, steps=2)])
+    u = r.refine([_batch(1, 1.0, lr=1e-3), _batch(2, 0.9, lr=1e-3),
+                  EpochEvent(2, 0, 1.0, {"loss": 0.9, "learning_rate": 1e-3}, lr=1e-3),
+                  _batch(3, 0.8, epoch=1, lr=1e-4), _batch(4, 0.8, epoch=1, lr=1e-4),
+                  EpochEvent(4, 1, 2.0, {"loss": 0.8, "learning_rate": 1e-4})])
+    assert [dict(e.values) for e in u.epochs] == [{"loss": 0.9}, {"loss": 0.8}]  # no metric of it
+    assert "learning_rate" not in u.batches.values
+    assert u.epochs[1].lr == 1e-4  # the logged one, where the callback read none
+    # Where it changed, and at each epoch's end (so the step line reaches it): never averaged.
+    assert sorted(u.lrs) == [(1, 1e-3), (2, 1e-3), (3, 1e-4), (4, 1e-4)]
+    assert "learning rate 0.001 -> 0.0001 in epoch 2" in notes
+    assert notes.index("learning rate 0.001 -> 0.0001 in epoch 2") < notes.index("epoch 2: loss 0.8")
+    u = r.refine([EpochEvent(6, 2, 3.0, {"loss": 0.7, "learning_rate": 1e-4 * (1 + 1e-8)})])
+    assert not [n for n in notes if "-> 0.0001 in epoch 3" in n]  # float32 rounding is no change
