@@ -344,11 +344,10 @@ class QtMonitor(keras.callbacks.Callback):
         self._end_capture()
         self._fit_frame = None
         self._put = None
-        if self._app is not None:  # main-thread fit: let the window show the end, briefly
-            try:
-                self._settle(1.0)
-            finally:
-                self._app = None
+        # A main-thread fit returns now: the receiver delivers the end, and the window draws the
+        # run's last frame, at the next turn of the event loop (wait_closed, the next notebook
+        # cell, or a screenshot or export, which catch up first).
+        self._app = None
 
     # -- helpers -----------------------------------------------------------------------------------
     def _pump(self) -> None:
@@ -363,17 +362,6 @@ class QtMonitor(keras.callbacks.Callback):
         win = self._window
         if win is not None and win.take_interrupt():
             raise KeyboardInterrupt  # Ctrl-C landed in a window slot: it is fit's, like anywhere else
-
-    def _settle(self, seconds: float) -> None:
-        """Turn the event loop until the receiver has delivered the run's end (bounded)."""
-        win = self._window
-        end = time.monotonic() + seconds
-        while win is not None and win.training.running and time.monotonic() < end:
-            self._app.processEvents()
-            time.sleep(0.001)
-        self._app.processEvents()
-        if win is not None and win.take_interrupt():
-            raise KeyboardInterrupt  # Ctrl-C in a slot while the end was shown: still fit's
 
     def _read_lr(self) -> None:
         self._next_lr = time.monotonic() + 1.0
@@ -474,6 +462,11 @@ class QtMonitor(keras.callbacks.Callback):
                 return True
             f = f.f_back
         return False
+
+    def run_over(self) -> bool:
+        """Whether the last run this monitor watched has ended by itself (its end is queued, and
+        perhaps not yet delivered to the window: :meth:`MonitorWindow.catch_up`)."""
+        return not self._in_fit
 
     def busy_elsewhere(self) -> bool:
         """Whether a ``fit`` that is still running holds this monitor (any thread may ask)."""

@@ -23,10 +23,10 @@ import os
 import time
 import weakref
 
-from matplotlib.backends.backend_qtagg import FigureCanvasQTAgg, NavigationToolbar2QT
 from matplotlib.figure import Figure
-from PyQt5.QtCore import Qt, QTimer, pyqtSignal
-from PyQt5.QtWidgets import (
+from qtpy.QtCore import Qt, QTimer, Signal
+from qtpy.QtWidgets import (
+    QApplication,
     QCheckBox,
     QFileDialog,
     QGroupBox,
@@ -41,8 +41,9 @@ from PyQt5.QtWidgets import (
 )
 
 from .demo import DemoSettings
-from .events import ErrorEvent, counted, summary
+from .events import ErrorEvent, counted, summary, terminal_text
 from .plotting import MetricsPlot, SinePlot
+from .qt import FigureCanvasQTAgg, NavigationToolbar2QT
 from .refine import SineUpdate, TrainingUpdate
 from .session import DemoSession, TrainingSession
 
@@ -107,9 +108,9 @@ class MonitorWindow(QMainWindow):
     # training its turn of the event loop, so each one brings a frame (MAX_FRAME_GAP at most) with it.
     MAIN_FIT_RECEIVER_INTERVAL = 0.4
 
-    closed = pyqtSignal()
-    _run_requested = pyqtSignal(object)
-    _test_reported = pyqtSignal(object, object)
+    closed = Signal()
+    _run_requested = Signal(object)
+    _test_reported = Signal(object, object)
 
     def __init__(self, *, title: str = "kerasqt", demo: DemoSettings | None = None, max_fps: float = 30.0,
                  draw_budget: float = 0.02) -> None:
@@ -240,6 +241,8 @@ class MonitorWindow(QMainWindow):
     @_guarded
     def append_message(self, source: str, text: str) -> None:
         pane = self.panes.get(source, self.panes["control"])
+        if "\x1b" in text or "\r" in text or "\b" in text:  # (a recorded log's lines, say)
+            text = "\n".join(terminal_text(line) for line in text.split("\n"))
         pane.appendPlainText(text)
 
     def pane_text(self, source: str) -> str:
@@ -457,8 +460,28 @@ class MonitorWindow(QMainWindow):
         cap = min(max(self.FULL_DRAW_MIN_GAP, (now - self._run_began) / 4), self.FULL_DRAW_MAX_GAP)
         return min(max(self.FULL_DRAW_MIN_GAP, cost / (self.draw_budget / 2)), cap)
 
+    def catch_up(self, timeout: float = 2.0) -> bool:
+        """Turn the event loop until the receiver has delivered a run that has ended (a main-thread
+        ``fit`` returns without waiting for that); True when nothing is left to deliver."""
+        from .qtapp import in_main_thread
+
+        monitor = self.monitor
+        if not (in_main_thread() and self.training.running and monitor is not None and monitor.run_over()):
+            return not self.training.running
+        app = QApplication.instance()
+        deadline = time.monotonic() + timeout
+        while self.training.running and time.monotonic() < deadline:
+            self.training.wake()
+            app.processEvents()
+            time.sleep(0.001)
+        app.processEvents()
+        if self.take_interrupt():
+            raise KeyboardInterrupt  # Ctrl-C landed in a window slot meanwhile: it is the caller's
+        return not self.training.running
+
     def draw_now(self) -> None:
-        """Draw everything pending at once (tests, screenshots)."""
+        """Draw everything pending at once (tests, screenshots): a run that ended is delivered first."""
+        self.catch_up()
         self.plot.draw_frame(force_full=True)
         self.canvas.draw()
 
@@ -486,6 +509,7 @@ class MonitorWindow(QMainWindow):
                 raise ValueError("the window shows no training metrics to write as CSV")
             from .export import write_csv
 
+            self.catch_up()
             return write_csv(self.plot, path)
         if ext in (".png", ".svg", ".pdf"):
             return self.save_figure(path)

@@ -31,8 +31,8 @@ import matplotlib.figure
 import numpy as np
 import psutil
 import pytest
-from PyQt5.QtCore import QEvent
-from PyQt5.QtWidgets import QApplication
+from qtpy.QtCore import QEvent
+from qtpy.QtWidgets import QApplication
 
 import kerasqt.capture
 from kerasqt import QtMonitor, fit_in_background
@@ -706,7 +706,7 @@ def test_flood_of_events_is_bounded_and_counted(qtbot, monitor):
         gaps.append(now - last[0])
         last[0] = now
 
-    from PyQt5.QtCore import QTimer
+    from qtpy.QtCore import QTimer
 
     ticker = QTimer()
     ticker.timeout.connect(tick)
@@ -826,9 +826,10 @@ def test_keyboard_interrupt_inside_the_window_code_reaches_fit(qtbot, monitor, m
     _window_usable(qtbot, monitor.window, tmp_path)
 
 
-def test_keyboard_interrupt_in_the_window_while_fit_shows_its_end_reaches_fit(qtbot, monitor, monkeypatch,
-                                                                              tmp_path):
-    """The last update lands while on_train_end lets the window show the end: a Ctrl-C there is fit's too."""
+def test_keyboard_interrupt_in_the_window_while_it_shows_a_runs_end_reaches_the_caller(qtbot, monitor, monkeypatch,
+                                                                                    tmp_path):
+    """A main-thread fit returns without waiting for the window; the run's end lands when the
+    caller turns the event loop (here catch_up, as a screenshot does): a Ctrl-C there is the caller's."""
     original = MetricsPlot.apply
 
     def interrupted(self, update):
@@ -838,8 +839,9 @@ def test_keyboard_interrupt_in_the_window_while_fit_shows_its_end_reaches_fit(qt
 
     monkeypatch.setattr(MetricsPlot, "apply", interrupted)
     x, y = _data(256)
+    _model().fit(x, y, epochs=1, batch_size=32, verbose=0, callbacks=[monitor])
     with pytest.raises(KeyboardInterrupt):
-        _model().fit(x, y, epochs=1, batch_size=32, verbose=0, callbacks=[monitor])
+        monitor.window.catch_up()
     monkeypatch.setattr(MetricsPlot, "apply", original)
     _run_over(qtbot, monitor)
     _window_usable(qtbot, monitor.window, tmp_path)
@@ -882,7 +884,7 @@ def test_matplotlib_made_the_qapplication(tmp_path):
         matplotlib._c_internal_utils.display_is_valid = lambda: True  # offscreen Qt needs no X display
         app = backend_qt._create_qApp()  # what pyplot does for its first Qt figure
         import matplotlib.pyplot as plt
-        from PyQt5.QtWidgets import QApplication
+        from qtpy.QtWidgets import QApplication
         fig = plt.figure()
         plt.plot([1, 2, 3])
         plt.show(block=False)
@@ -909,10 +911,12 @@ def test_matplotlib_made_the_qapplication(tmp_path):
 
 @pytest.mark.parametrize("fault", ["no-display", "dead-display", "no-qt"])
 def test_without_a_window_training_goes_on_unwatched(tmp_path, fault):
-    blocker = tmp_path / "block" / "PyQt5"
-    blocker.mkdir(parents=True)
-    (blocker / "__init__.py").write_text("raise ImportError('PyQt5 is not installed (test)')\n")
-    env = {"PYTHONPATH": str(blocker.parent)} if fault == "no-qt" else {}
+    from kerasqt.qtapp import binding
+
+    for name in ("PyQt5", "PyQt6", "PySide6", "PySide2"):  # shadow every binding: importing them fails
+        (tmp_path / "block" / name).mkdir(parents=True)
+        (tmp_path / "block" / name / "__init__.py").write_text(f"raise ImportError('{name} is not installed')\n")
+    env = {"PYTHONPATH": str(tmp_path / "block")} if fault == "no-qt" else {}
     env["KERASQT_LOG_DIR"] = str(tmp_path / "runs")
     drop = ("QT_QPA_PLATFORM", "DISPLAY", "WAYLAND_DISPLAY") if fault.endswith("display") else ()
     if fault == "dead-display":  # set, but no X server there: Qt would abort the process
@@ -940,7 +944,7 @@ def test_without_a_window_training_goes_on_unwatched(tmp_path, fault):
     warned = [ln for ln in r.stdout.splitlines() if ln.startswith("warning: RuntimeWarning")]
     assert len(warned) == 1, r.stdout
     words = {"no-display": "no screen found", "dead-display": "Qt cannot open a window here",
-             "no-qt": "pip install PyQt5"}
+             "no-qt": "pip install " + {"pyqt5": "PyQt5", "pyqt6": "PyQt6", "pyside6": "PySide6"}[binding()]}
     assert words[fault] in warned[0]
     # Unwatched, but recorded: the whole run is in the log, ended, ready to replay elsewhere.
     path = next(ln[4:] for ln in r.stdout.splitlines() if ln.startswith("log "))
@@ -1051,7 +1055,7 @@ def test_demo_window_beside_a_training_window(qtbot, monitor):
 
 _BACKGROUND = """
     from kerasqt import QtMonitor, fit_in_background
-    from PyQt5.QtWidgets import QApplication
+    from qtpy.QtWidgets import QApplication
     mon = QtMonitor()
     x, y = data(50_000)
     job = fit_in_background(model(), x, y, epochs=100, batch_size=32, callbacks=[mon])
@@ -1064,7 +1068,7 @@ _BACKGROUND = """
 
 _DEMO = """
     import kerasqt
-    from PyQt5.QtWidgets import QApplication
+    from qtpy.QtWidgets import QApplication
     win = kerasqt.show_demo(start=True, worker_iterations=100_000, worker_interval=0.005,
                             receiver_iterations=100_000, receiver_interval=0.01)
     t = time.monotonic()

@@ -440,14 +440,16 @@ def test_wake_lets_the_receiver_take_the_end_at_once(qtbot):
     assert time.monotonic() - t0 < 5 and end_thread(receiver, thread)
 
 
-def test_a_main_thread_fit_ends_with_the_window_showing_its_end(qtbot):
+def test_a_main_thread_fit_returns_at_once_and_the_window_then_shows_its_end(qtbot):
     monitor = QtMonitor()
     try:
         x, y = np.random.default_rng(0).standard_normal((64, 4)), np.zeros((64, 1))
         model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
         model.compile("adam", "mse")
         model.fit(x, y, epochs=1, batch_size=32, verbose=0, callbacks=[monitor])
-        win = monitor.window  # right after fit returned, before anyone turned the event loop
+        win = monitor.window  # right after fit returned, before anyone turned the event loop:
+        assert win.training.running  # fit did not wait for the window to take the run's end
+        assert win.catch_up()  # the next turn of the loop (a screenshot, a notebook cell) shows it
         assert win.training.running is False and win.status.text() == "training finished"
         assert win.training._receiver is None
     finally:
@@ -511,7 +513,7 @@ def test_a_long_validation_in_a_main_thread_fit_keeps_the_window_turning(qtbot, 
     """Validation steps turn the event loop too: without it the window froze for all of them."""
     import time
 
-    from PyQt5.QtCore import QTimer
+    from qtpy.QtCore import QTimer
 
     ticks = {"train": 0, "val": 0}
     phase = {"now": "train"}
