@@ -4,8 +4,6 @@ A plot owns the figure's axes and artists, takes refined updates with
 ``apply`` (cheap: it only stores data) and draws at most once per frame with
 ``draw_frame`` when the window's frame timer says so:
 
-* :class:`SinePlot`: the demo's one curve, redrawn in place (one Line2D, new data
-  and colour per update);
 * :class:`MetricsPlot`: one axes per metric group (``loss`` with ``val_loss``...).
   Batch values are drawn faint with their moving average on top, epoch values as
   markers, ``val_`` values as a dashed line with markers. Lines are *animated*:
@@ -38,7 +36,7 @@ from matplotlib.transforms import Bbox
 from .decimate import Decimator
 from .history import BatchTable, EpochTable, group_of
 
-__all__ = ["MetricsPlot", "SinePlot"]
+__all__ = ["MetricsPlot", "Plot"]
 
 TRAIN, VAL, TEST, LR = "C0", "C1", "C2", "C4"
 LR_KEY = "learning rate"  # its own axes, once it has changed: a step line on a log scale
@@ -62,48 +60,6 @@ class Plot:
 
     def close(self) -> None:
         self.figure.clear()
-
-
-class SinePlot(Plot):
-    """The sine demo: one axes, one line updated in place."""
-
-    def __init__(self, figure, canvas) -> None:
-        super().__init__(figure, canvas)
-        figure.clear()
-        figure.set_layout_engine("constrained")
-        self.ax = figure.add_subplot(1, 1, 1)
-        (self.line,) = self.ax.plot([], [], lw=1.8)
-        self.ax.set_xlabel("x")
-        self.ax.set_ylabel("sin(x)")
-        self.ax.set_ylim(-1.15, 1.15)
-        self.ax.set_xlim(0, math.pi)
-        self.ax.grid(alpha=0.3)
-        self.ax.set_title("sine demo: press start threads")
-        self.curves = 0
-        self.last = None
-
-    def apply(self, update) -> None:
-        if not update.curves:
-            return
-        self.curves += len(update.curves)
-        self.last = curve = update.curves[-1]
-        self.line.set_data(curve.x, curve.y)
-        self.line.set_color(curve.color)
-        self.ax.set_xlim(0, max(float(curve.x[-1]), 1e-9))
-        self.ax.set_title(f"curve {curve.index + 1}: {curve.periods} half-periods of sin, "
-                          f"receiver batch {update.batch + 1}, colour {curve.color}")
-        self.dirty = True
-
-    limits_pending = False
-
-    def draw_frame(self, force_full: bool = False, allow_full: bool = True, staged: bool = False) -> str | None:
-        if not (self.dirty or force_full):
-            return None
-        self.dirty = False
-        self.canvas.draw_idle()
-        self.frames += 1
-        self.full_draws += 1
-        return "full"
 
 
 class _Panel:

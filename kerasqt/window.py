@@ -41,8 +41,9 @@ from qtpy.QtWidgets import (
 )
 
 from .demo import DemoSettings
+from .demo.plot import SinePlot
 from .events import ErrorEvent, counted, summary, terminal_text
-from .plotting import MetricsPlot, SinePlot
+from .plotting import MetricsPlot
 from .qt import FigureCanvasQTAgg, NavigationToolbar2QT
 from .refine import SineUpdate, TrainingUpdate
 from .session import DemoSession, TrainingSession
