@@ -16,7 +16,7 @@ import time
 import numpy as np
 from qtpy.QtCore import QObject, Signal, Slot
 
-from .events import SineEvent
+from ..events import SineEvent
 
 __all__ = ["DemoSettings", "SineWorker", "sine_curve"]
 
