@@ -1,16 +1,16 @@
-"""Refining raw events into window updates (pure: no Qt, no Keras).
+"""Refining raw training events into window updates (pure: no Qt, no Keras).
 
-Runs in the receiver thread. :class:`TrainingRefiner` turns training events into
+Runs in the receiver thread; its :class:`TrainingUpdate` values cross to the main
+thread by value. :class:`TrainingRefiner` turns training events into
 :class:`TrainingUpdate` chunks: batch values sorted by step with their
 exponential moving average, epoch and test rows, progress with rates and ETA,
-and one-time warnings for bad keys and NaN/inf values. :class:`SineRefiner`
-colours the demo's sine curves, a new random colour every receiver batch.
+and one-time warnings for bad keys and NaN/inf values. The sine demo's refiner is
+:mod:`kerasqt.demo.refiner` (its names stay importable from here).
 """
 
 from __future__ import annotations
 
 import math
-import random
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -24,14 +24,13 @@ from .events import (
     EpochEvent,
     ErrorEvent,
     EvalEvent,
-    SineEvent,
     StartEvent,
     is_learning_rate,
     split_learning_rate,
     summary,
 )
 
-__all__ = ["Progress", "SineCurve", "SineRefiner", "SineUpdate", "TrainingRefiner", "TrainingUpdate"]
+__all__ = ["Progress", "TrainingRefiner", "TrainingUpdate"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -413,49 +412,12 @@ def _same(a: float, b: float) -> bool:
     return abs(a - b) <= 1e-6 * max(abs(a), abs(b))  # (float32 rounding is no change)
 
 
-@dataclass(frozen=True, slots=True)
-class SineCurve:
-    index: int
-    periods: int
-    x: np.ndarray
-    y: np.ndarray
-    color: str
+_DEMO = ("SineCurve", "SineRefiner", "SineUpdate")  # moved to kerasqt.demo.refiner; still importable here
 
 
-@dataclass(frozen=True, slots=True)
-class SineUpdate:
-    """The sine curves drained in one receiver iteration, coloured."""
+def __getattr__(name: str):
+    if name in _DEMO:  # (lazily: importing kerasqt.demo imports this module, through its session)
+        from .demo import refiner
 
-    curves: tuple[SineCurve, ...]
-    batch: int
-
-
-class SineRefiner:
-    """Gives each sine curve the colour of its receiver batch (new random colour per batch)."""
-
-    def __init__(self, batch_size: int = 5, seed: int | None = None) -> None:
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size!r}")
-        self.batch_size = batch_size
-        self._random = random.Random(seed)
-        self.iteration = 0
-        self.batch = 0
-        self.color = self._new_color()
-
-    def _new_color(self) -> str:
-        return "#{:02x}{:02x}{:02x}".format(*(self._random.randrange(30, 220) for _ in range(3)))
-
-    def next_iteration(self) -> bool:
-        """Count one receiver iteration; True when a new batch (and colour) starts."""
-        self.iteration += 1
-        if self.iteration % self.batch_size == 0:
-            self.batch += 1
-            self.color = self._new_color()
-            return True
-        return False
-
-    def refine(self, events: list) -> SineUpdate | None:
-        curves = tuple(
-            SineCurve(ev.index, ev.periods, ev.x, ev.y, self.color) for ev in events if isinstance(ev, SineEvent)
-        )
-        return SineUpdate(curves, self.batch) if curves else None
+        return getattr(refiner, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -1,30 +1,29 @@
 """Wiring and shutdown of the producer -> queue -> receiver -> window chain (main thread).
 
-:class:`DemoSession` owns the sine demo's two threads (worker and receiver);
-:class:`TrainingSession` owns one receiver thread per ``fit`` run (the worker is
-the Keras callback, on the training thread). Both start their threads here and
-end them here, in reverse order: stop flags, ``quit``, ``wait``, then
-``deleteLater`` for the ended thread.
+:class:`TrainingSession` owns one receiver thread per ``fit`` run (the producer is
+the Keras callback, on the training thread); the sine demo's session is
+:class:`kerasqt.demo.session.DemoSession` (still importable from here).
+:func:`start_in_thread` hosts a loop object (a :class:`~kerasqt.loops.Loop` QObject
+with a ``run`` slot and a ``finished`` signal) in a new QThread, and
+:func:`end_thread` ends it: stop flag, ``quit``, ``wait``, then ``deleteLater`` for
+the ended thread. Threads still running at interpreter exit are ended in the
+:data:`~kerasqt.exits.THREADS` stage of :mod:`kerasqt.exits`.
 """
 
 from __future__ import annotations
 
-import atexit
 import queue
-import threading
 
 from qtpy.QtCore import QObject, Qt, QThread, Signal, Slot
 
-from .capture import OutputCapture
-from .demo import DemoSettings, SineWorker
+from . import exits
 from .receiver import Receiver
-from .refine import SineRefiner, TrainingRefiner
+from .refine import TrainingRefiner
 
-__all__ = ["DemoSession", "TrainingSession", "live_threads"]
+__all__ = ["TrainingSession", "end_thread", "live_threads", "start_in_thread"]
 
 THREAD_WAIT_MS = 2000
 _live: set[QThread] = set()
-_atexit_registered = False
 
 
 def live_threads() -> list[QThread]:
@@ -44,7 +43,7 @@ def start_in_thread(obj: QObject, name: str, on_start=None) -> QThread:
 
     ``on_start`` is called in the new thread before ``obj.run`` (e.g. to claim its printed lines).
     """
-    _register_atexit()
+    exits.register(_end_all_at_exit, exits.THREADS)
     thread = QThread()
     thread.setObjectName(name)
     thread.loop = obj  # for _end_all_at_exit
@@ -65,13 +64,6 @@ def _end_all_at_exit() -> None:
     them first: Python's teardown would otherwise destroy running QThreads, which aborts the process."""
     for thread in live_threads():
         end_thread(getattr(thread, "loop", None), thread)
-
-
-def _register_atexit() -> None:
-    global _atexit_registered
-    if not _atexit_registered:
-        _atexit_registered = True
-        atexit.register(_end_all_at_exit)
 
 
 def end_thread(obj: QObject | None, thread: QThread | None, timeout_ms: int = THREAD_WAIT_MS) -> bool:
@@ -95,130 +87,6 @@ def end_thread(obj: QObject | None, thread: QThread | None, timeout_ms: int = TH
         # the ended thread is deleted by the main event loop.
         thread.deleteLater()
     return done
-
-
-class DemoSession(QObject):
-    """The sine demo: a :class:`SineWorker` thread and a paced :class:`Receiver` thread."""
-
-    updated = Signal(object)
-    message = Signal(str, str)
-    running_changed = Signal(bool)
-
-    def __init__(self, settings: DemoSettings | None = None, parent: QObject | None = None) -> None:
-        super().__init__(parent)
-        self.settings = settings or DemoSettings()
-        self.runs = 0
-        self._worker = self._receiver = None
-        self._worker_thread = self._receiver_thread = None
-        self._capture: OutputCapture | None = None
-        self._refiner: SineRefiner | None = None
-        self._log = None  # RunLogWriter of the run being recorded (settings.log_dir)
-
-    @property
-    def running(self) -> bool:
-        return self._receiver_thread is not None or self._worker_thread is not None
-
-    def start(self) -> bool:
-        """Start both threads; False (and a control message) when they already run."""
-        if self.running:
-            self.message.emit("control", "threads are already running")
-            return False
-        s = self.settings
-        self.runs += 1
-        events: queue.SimpleQueue = queue.SimpleQueue()
-        self._capture = OutputCapture(events).start()
-        self._refiner = SineRefiner(s.batch_size, seed=s.seed)
-        self._worker = SineWorker(events, iterations=s.worker_iterations, interval=s.worker_interval,
-                                  batch_size=s.batch_size)
-        self._log = self._open_log()
-        self._receiver = Receiver(events, self._refiner, interval=s.receiver_interval,
-                                  iterations=s.receiver_iterations, paced=True,
-                                  on_iteration=self._receiver_iteration,
-                                  tap=None if self._log is None else self._log.write)
-        self._receiver.updated.connect(self.updated)
-        self._receiver.message.connect(self.message)
-        self._receiver.finished.connect(self._receiver_finished)
-        self._worker.finished.connect(self._worker_finished)
-        capture = self._capture  # the worker's lines are this window's, whatever other window starts later
-        self._worker_thread = start_in_thread(self._worker, "kerasqt-sine-worker",
-                                              on_start=lambda: capture.set_source(threading.get_ident(), "worker"))
-        self._receiver_thread = start_in_thread(self._receiver, "kerasqt-receiver")
-        self.message.emit("control", f"run {self.runs}: started worker ({s.worker_iterations} curves every "
-                                     f"{s.worker_interval:g} s) and receiver ({s.receiver_iterations} "
-                                     f"iterations every {s.receiver_interval:g} s)")
-        self.running_changed.emit(True)
-        return True
-
-    def replay(self, events: queue.SimpleQueue) -> bool:
-        """Show recorded sine curves put into ``events`` (a replay): a receiver thread and no
-        worker; it ends at an :class:`~kerasqt.events.EndEvent` in the queue."""
-        if self.running:
-            self.message.emit("control", "threads are already running")
-            return False
-        s = self.settings
-        self.runs += 1
-        # The recording holds the receiver's own lines too: this receiver colours silently.
-        self._refiner = refiner = SineRefiner(s.batch_size, seed=s.seed)
-        self._receiver = Receiver(events, refiner, interval=s.receiver_interval, paced=True,
-                                  on_iteration=lambda i: refiner.next_iteration())
-        self._receiver.updated.connect(self.updated)
-        self._receiver.message.connect(self.message)
-        self._receiver.finished.connect(self._receiver_finished)
-        self._receiver_thread = start_in_thread(self._receiver, "kerasqt-receiver")
-        self.running_changed.emit(True)
-        return True
-
-    def _open_log(self):
-        """A run log for this demo run when ``settings.log_dir`` is set; a failure is a control message."""
-        s = self.settings
-        if s.log_dir is None:
-            return None
-        from .runlog import RunLogWriter
-
-        try:
-            log = RunLogWriter.create(s.log_dir, kind="sine", title="kerasqt sine demo", batch_size=s.batch_size,
-                                      receiver_interval=s.receiver_interval)
-        except OSError as exc:
-            self.message.emit("control", f"no run log: {exc}")
-            return None
-        self.message.emit("control", f"recording to {log.path}")
-        return log
-
-    def _receiver_iteration(self, i: int) -> None:  # receiver thread
-        if i == 1 and self._capture is not None:
-            self._capture.set_source(threading.get_ident(), "receiver")
-        refiner = self._refiner
-        if refiner is not None and refiner.next_iteration():
-            print(f"receiver: iteration {i}, batch {refiner.batch + 1} begins, colour {refiner.color}")
-
-    def _worker_finished(self) -> None:
-        if self.running:
-            self.message.emit("control", "worker finished its iterations")
-
-    def _receiver_finished(self) -> None:
-        if self._receiver_thread is not None and self.sender() is self._receiver:  # not a stopped run's
-            self.message.emit("control", "receiver finished its iterations: stopping the worker too"
-                              if self._worker is not None else "replay finished")
-            self.stop()
-
-    def stop(self) -> bool:
-        """Stop both threads and wait for them; True when both ended."""
-        if not self.running:
-            return True
-        # Worker first, so that the receiver's last drain collects everything it made and printed.
-        ok = end_thread(self._worker, self._worker_thread)
-        ok = end_thread(self._receiver, self._receiver_thread) and ok
-        self._worker = self._receiver = None
-        self._worker_thread = self._receiver_thread = None
-        if self._capture is not None:
-            self._capture.stop()
-            self._capture = None
-        if self._log is not None:  # the receiver has ended: nothing writes to it any more
-            self._log.close()
-            self._log = None
-        self.message.emit("control", f"run {self.runs}: threads stopped" + ("" if ok else " (timed out!)"))
-        self.running_changed.emit(False)
-        return ok
 
 
 class TrainingSession(QObject):
@@ -273,3 +141,11 @@ class TrainingSession(QObject):
         ok = end_thread(self._receiver, self._thread)
         self._receiver = self._thread = None
         return ok
+
+
+def __getattr__(name: str):
+    if name == "DemoSession":  # moved to kerasqt.demo.session; lazily: that module imports this one
+        from .demo.session import DemoSession
+
+        return DemoSession
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

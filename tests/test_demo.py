@@ -8,10 +8,8 @@ import matplotlib.lines
 import pytest
 from qtpy.QtCore import Qt
 
-from kerasqt.demo import DemoSettings, SineWorker, sine_curve
+from kerasqt.demo import DemoSettings, SineReceiver, SineRefiner, SineWorker, sine_curve
 from kerasqt.events import SineEvent
-from kerasqt.receiver import Receiver
-from kerasqt.refine import SineRefiner
 from kerasqt.session import end_thread, live_threads, start_in_thread
 
 
@@ -35,8 +33,8 @@ def test_worker_makes_growing_curves_in_its_own_thread(qtbot):
 def test_receiver_colours_curves_and_stops_after_its_iterations(qtbot):
     events = queue.SimpleQueue()
     refiner = SineRefiner(batch_size=2, seed=0)
-    receiver = Receiver(events, refiner, interval=0.005, iterations=6, paced=True,
-                        on_iteration=lambda i: refiner.next_iteration())
+    receiver = SineReceiver(events, refiner, interval=0.005, iterations=6,
+                            on_iteration=lambda i: refiner.next_iteration())
     updates = []
     receiver.updated.connect(updates.append)
     for i in range(4):
@@ -49,6 +47,46 @@ def test_receiver_colours_curves_and_stops_after_its_iterations(qtbot):
     curves = [c for u in updates for c in u.curves]
     assert [c.periods for c in curves] == [1, 2, 3, 4]
     assert receiver.iteration == 6 and refiner.batch == 3
+
+
+def test_a_stopped_demo_receiver_ends_without_another_iteration_and_delivers_what_is_queued(qtbot):
+    events = queue.SimpleQueue()
+    refiner = SineRefiner(batch_size=2, seed=0)
+    seen = []
+    receiver = SineReceiver(events, refiner, interval=30.0, on_iteration=seen.append)  # naps 30 s after a curve
+    updates = []
+    receiver.updated.connect(updates.append)
+    for i in range(2):
+        x, y = sine_curve(i + 1)
+        events.put(SineEvent(i, i + 1, x, y))
+        if i == 0:
+            thread = start_in_thread(receiver, "kerasqt-test-receiver")
+            qtbot.waitUntil(lambda: len(updates) == 1, timeout=5000)  # the first curve, then a long nap
+    with qtbot.waitSignal(receiver.finished, timeout=5000):
+        receiver.stop()
+    assert end_thread(receiver, thread)
+    qtbot.waitUntil(lambda: len(updates) == 2, timeout=2000)
+    assert seen == [1] and receiver.iteration == 1
+    assert [c.periods for u in updates for c in u.curves] == [1, 2]
+
+
+def test_a_stopped_worker_ends_at_once(qtbot):
+    events = queue.SimpleQueue()
+    worker = SineWorker(events, iterations=5, interval=30.0)  # it would nap 30 s after its first curve
+    thread = start_in_thread(worker, "kerasqt-test-worker")
+    qtbot.waitUntil(lambda: not events.empty(), timeout=5000)
+    with qtbot.waitSignal(worker.finished, timeout=2000):
+        worker.stop()
+    assert end_thread(worker, thread) and worker.made == 1
+
+
+def test_the_demo_names_stay_importable_where_they_were():
+    import kerasqt.demo
+    from kerasqt.refine import SineCurve, SineUpdate
+    from kerasqt.session import DemoSession
+
+    assert (DemoSession, SineCurve, SineUpdate) == (kerasqt.demo.DemoSession, kerasqt.demo.SineCurve,
+                                                    kerasqt.demo.SineUpdate)
 
 
 def test_demo_settings_reject_bad_values():
