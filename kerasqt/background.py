@@ -1,9 +1,11 @@
 """``fit_in_background``: run ``model.fit`` in a thread while the caller keeps the Qt event loop.
 
-The caller (main thread) gets a :class:`FitJob` at once. In a notebook the
-kernel keeps running cells and an asyncio task turns the Qt event loop between
-them (:func:`kerasqt.qtapp.start_kernel_pump`); in a script, ``job.wait()``
-turns it while it waits.
+The caller (main thread) gets a :class:`FitJob` at once; the job's ``fit`` runs in a
+daemon ``kerasqt-fit`` thread (the training thread, where the callback's hooks run).
+In a notebook the kernel keeps running cells and an asyncio task turns the Qt event
+loop between them (:func:`kerasqt.qtapp.start_kernel_pump`); in a script, ``job.wait()``
+turns it while it waits. Jobs still running at interpreter exit are stopped in the
+first stage of :mod:`kerasqt.exits` (:data:`~kerasqt.exits.JOBS`).
 """
 
 from __future__ import annotations
@@ -12,13 +14,13 @@ import threading
 import time
 import traceback
 
+from . import exits
 from .callback import BUSY, QtMonitor
 from .events import ErrorEvent
 
 __all__ = ["FitJob", "fit_in_background"]
 
 _jobs: set[FitJob] = set()
-_atexit_registered = False
 
 
 class FitJob:
@@ -119,7 +121,7 @@ def fit_in_background(model, *args, callbacks=None, **kwargs) -> FitJob:
     monitor.show().show_training()
     kwargs.setdefault("verbose", 0)
     job = monitor._job = FitJob(model, monitor, args, {**kwargs, "callbacks": callbacks})
-    _register_atexit()
+    exits.register(_stop_jobs, exits.JOBS)
     _jobs.add(job)
     job._thread.start()
     return job
@@ -131,17 +133,9 @@ def _is_dataset(args: tuple, kwargs: dict) -> bool:
     return x is not None and not hasattr(x, "shape") and not isinstance(x, (list, tuple, dict))
 
 
-def _register_atexit() -> None:
+def _stop_jobs() -> None:
     """At interpreter exit, stop running jobs and wait briefly, so no thread dies mid-step."""
-    global _atexit_registered
-    if _atexit_registered:
-        return
-    _atexit_registered = True
-
-    def stop_jobs() -> None:
-        for job in list(_jobs):
-            job.stop()
-        for job in list(_jobs):
-            job._thread.join(10)
-
-    threading._register_atexit(stop_jobs)
+    for job in list(_jobs):
+        job.stop()
+    for job in list(_jobs):
+        job._thread.join(10)
