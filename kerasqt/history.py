@@ -4,18 +4,21 @@ Owned by the window (main thread). A :class:`BatchTable` holds one row per train
 batch: the global step and, per metric, the raw value and its moving average as
 ``float32``; a metric first seen mid-run gets NaN for the rows before it. An
 :class:`EpochTable` holds one row per epoch (or evaluation) with every metric
-given, train and ``val_`` alike.
+given, train and ``val_`` alike. :class:`RunHistory` holds a run's tables and takes the
+refiner's updates, saying what each changed (:class:`Applied`).
 """
 
 from __future__ import annotations
 
 import itertools
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["BatchTable", "EpochTable", "group_of", "metric_groups"]
+__all__ = ["LR_KEY", "Applied", "BatchTable", "EpochTable", "RunHistory", "group_of", "metric_groups"]
 
+LR_KEY = "learning rate"  # the learning rate's column (and the plot's group for it, once it changes)
 _START = 1024
 _VERSIONS = itertools.count()  # every table's every state gets its own number
 
@@ -181,3 +184,99 @@ class EpochTable(_Columns):
         first = self._append(np.array([step], np.int64), cols)
         if first < len(self) - 1:  # a late row: sorted into place like the columns (stably, by step)
             self._rows.sort(key=lambda row: row[0])
+
+
+@dataclass(frozen=True)
+class Applied:
+    """What one update changed in a :class:`RunHistory`."""
+
+    changed_from: float | None  # the smallest step from which lines drawn of the tables changed
+    keys: tuple[str, ...]  # the metrics it gave, in order (the learning rate once it varies)
+    flagged: tuple[str, ...]  # metrics first seen with non-finite values
+    merged: bool  # late batch rows were sorted into the middle of the table
+    epochs: bool  # epoch rows came
+
+
+class RunHistory:
+    """One run's tables: batches, epochs, tests (``test_`` metrics) and learning rates (the
+    ``(step, rate)`` where it changed and at each epoch's end), with the run's plan."""
+
+    def __init__(self, start=None) -> None:
+        """``start``: the run's StartEvent, or None (its planned steps unknown)."""
+        self.batches = BatchTable()
+        self.epochs = EpochTable()
+        self.tests = EpochTable()
+        self.lrs = EpochTable()
+        self.planned_steps: int | None = None
+        if start is not None and start.epochs and start.steps:
+            self.planned_steps = (start.epochs - start.initial_epoch) * start.steps
+        self.nonfinite: set[str] = set()
+
+    def apply(self, update) -> Applied:
+        """Take a TrainingUpdate's rows (its ``start`` is the caller's: a new history)."""
+        changed: list[float] = []
+        keys: list[str] = []
+        chunk = update.batches
+        merged = False
+        if chunk is not None and len(chunk.steps):
+            seen = len(self.batches)
+            first = self.batches.extend(chunk.steps, chunk.values, chunk.smoothed)
+            changed.append(float(self.batches.steps[max(first - 1, 0)]))  # from the point the new ones join
+            merged = first < seen
+            keys += chunk.values
+        flagged = tuple(k for k in update.nonfinite if k not in self.nonfinite)
+        self.nonfinite.update(flagged)
+        for ev in update.epochs:
+            changed.append(_before(self.epochs.steps, ev.step))
+            self.epochs.add(ev.step, ev.epoch, ev.values)
+            keys += ev.values
+        for ev in update.tests:
+            values = {"test_" + k: v for k, v in ev.values.items()}
+            changed.append(_before(self.tests.steps, ev.step))
+            self.tests.add(ev.step, ev.epoch, values)
+            keys += values
+        if update.lrs:
+            for step, lr in update.lrs:
+                changed.append(_before(self.lrs.steps, step))
+                self.lrs.add(step, 0, {LR_KEY: lr})
+            if np.ptp(self.lrs.column(LR_KEY)) > 0:
+                keys.append(LR_KEY)  # shown once it changes: a constant one is in the progress line
+        return Applied(min(changed, default=None), tuple(keys), flagged, merged, bool(update.epochs))
+
+    def table(self, kind: str) -> _Columns:
+        """The table a line of this kind draws from: ``b`` and ``s`` (batch values, smoothed),
+        ``e`` (epochs), ``t`` (tests) or ``l`` (learning rates)."""
+        if kind == "l":
+            return self.lrs
+        return self.batches if kind in "bs" else (self.tests if kind == "t" else self.epochs)
+
+    def values(self, kind: str, key: str) -> np.ndarray | None:
+        """The column a line of ``kind`` shows for metric ``key``, or None when not logged."""
+        table = self.table(kind)
+        if key not in table.names():
+            return None
+        return table.smoothed(key) if kind == "s" else table.column(key)
+
+    def last_step(self) -> int:
+        """The newest step of a batch, epoch or test row (0 before any)."""
+        return max((int(t.steps[-1]) for t in (self.batches, self.epochs, self.tests) if len(t)), default=0)
+
+    def empty(self) -> bool:
+        return not (len(self.batches) or len(self.epochs) or len(self.tests))
+
+    def shown(self) -> dict[str, dict[str, int]]:
+        """Counts of the finite values held per metric: batch rows, epoch rows, test rows."""
+        out: dict[str, dict[str, int]] = {}
+        for key in self.batches.metrics():
+            out.setdefault(key, {})["batches"] = int(np.isfinite(self.batches.column(key)).sum())
+        for key in self.epochs.names():
+            out.setdefault(key, {})["epochs"] = int(np.isfinite(self.epochs.column(key)).sum())
+        for key in self.tests.names():
+            out.setdefault(key, {})["tests"] = int(np.isfinite(self.tests.column(key)).sum())
+        return out
+
+
+def _before(steps: np.ndarray, step: int) -> float:
+    """The step of the row a new row at ``step`` follows (lines connect them), or ``step`` itself."""
+    i = int(np.searchsorted(steps, step))
+    return float(steps[i - 1]) if i else float(step)
