@@ -109,7 +109,7 @@ def test_every_event_type_round_trips_through_strict_json(tmp_path):
 def test_the_fast_batch_line_is_the_general_line():
     import random
 
-    from kerasqt.runlog import _batch_line, _encode, _line
+    from kerasqt.runlog.writer import _batch_line, _encode, _line
 
     rng = random.Random(0)
     for _ in range(5000):
@@ -152,7 +152,7 @@ def test_rows_are_written_as_the_lines_of_their_events(tmp_path):
 
 
 def read_event(line: str):
-    from kerasqt.runlog import _decode
+    from kerasqt.runlog.reader import _decode
 
     return _decode(_strict_json(line))[1]
 
