@@ -281,6 +281,45 @@ def test_follower_stopped_by_the_next_run_ends_the_log(tmp_path, run_over):
         assert not run.ended and not errors
 
 
+def test_liveness_says_gone_at_the_second_false_in_a_row():
+    from kerasqt.loops import Liveness
+
+    answers = iter([False, True, False, False, False])
+    live = Liveness(lambda: next(answers), every=1.0)
+    live.start()
+    now = time.monotonic()
+    assert not live.gone(now)  # not due yet: not asked
+    said = [live.gone(now + k) for k in range(1, 6)]
+    assert said == [False, False, False, True, True]  # False, True, False, False (gone), still False
+    live.heard()  # events came: the next False is a first one again
+    assert Liveness(None).gone(math.inf) is False
+
+
+def test_exit_stages_run_in_their_order(tmp_path):
+    """jobs first (before Python waits for non-daemon threads), then threads, then logs; a handler that
+    raises does not stop the others, and one registered twice runs once."""
+    script = tmp_path / "exits.py"
+    script.write_text(textwrap.dedent("""
+        import atexit, sys, threading, time
+        atexit.register(lambda: print("plain atexit, registered first"))
+        from kerasqt import exits
+        say = lambda text: (lambda: print(text))
+        def broken():
+            raise RuntimeError("a broken handler")
+        exits.register(say("logs"), exits.LOGS)
+        exits.register(broken, exits.THREADS)
+        threads = exits.register(say("threads"), exits.THREADS)
+        exits.register(threads, exits.THREADS)
+        exits.register(say("jobs"), exits.JOBS)
+        threading.Thread(target=lambda: (time.sleep(0.3), print("a non-daemon thread ends"))).start()
+    """))
+    r = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines() == ["jobs", "a non-daemon thread ends", "threads", "logs",
+                                     "plain atexit, registered first"]
+    assert "a broken handler" in r.stderr
+
+
 def test_names_do_not_collide(tmp_path):
     w = RunLogWriter.create(tmp_path, kind="training")
     w2 = RunLogWriter.create(tmp_path, kind="training")  # the same second: a suffix, not the same file
