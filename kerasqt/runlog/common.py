@@ -1,4 +1,7 @@
-"""What the run log's parts share: the format's name and version, where logs go, the error (pure)."""
+"""What the run log's parts share: the format's name and version, where logs go, the error.
+
+Pure (no Qt, no Keras) and stateless: constants and a function, for any thread.
+"""
 
 from __future__ import annotations
 
