@@ -86,8 +86,8 @@ class Panel:
             dec.reset()
 
     # -- data -------------------------------------------------------------------------------------
-    def feed(self, run) -> Range | None:
-        """Give every line its data from ``run`` (a RunHistory) for the current view; returns the
+    def feed(self, history) -> Range | None:
+        """Give every line its data from ``history`` (a RunHistory) for the current view; returns the
         y range shown.
 
         A line whose table has not changed since, for the same view (batch lines) and scale,
@@ -99,34 +99,34 @@ class Panel:
         ranges = []
         for name, line in self.lines.items():
             kind = name[0]
-            source = (run.table(kind).version, log, (x0, x1, columns) if kind in "bs" else None)
+            source = (history.table(kind).version, log, (x0, x1, columns) if kind in "bs" else None)
             fed = self.fed.get(name)
             if fed is None or fed[0] is not line or fed[1] != source:
-                x, y = self._line_data(run, name, x0, x1, columns)
+                x, y = self._line_data(history, name, x0, x1, columns)
                 set_exact(line, x, y)
                 fed = self.fed[name] = (line, source, finite_range(y, log))
             ranges.append(fed[2])
         return union(ranges)
 
-    def _line_data(self, run, name: str, x0: float, x1: float, columns: int):
+    def _line_data(self, history, name: str, x0: float, x1: float, columns: int):
         kind, key = name.split(":", 1)
-        y = run.values(kind, key)
+        y = history.values(kind, key)
         if y is None:
             return (), ()
-        steps = run.table(kind).steps
+        steps = history.table(kind).steps
         if kind in "bs":
             return self.decimators[name].decimate(steps, y, x0, x1, columns)
         return steps, y
 
-    def data_range(self, run, span: Range) -> Range | None:
-        """Smallest and largest finite value of the lines' data in ``run`` over the x ``span``."""
+    def data_range(self, history, span: Range) -> Range | None:
+        """Smallest and largest finite value of the lines' data in ``history`` over the x ``span``."""
         x0, x1 = span
         ranges = []
         for name in self.lines:
             kind, key = name.split(":", 1)
-            y = run.values(kind, key)
+            y = history.values(kind, key)
             if y is not None:
-                steps = run.table(kind).steps
+                steps = history.table(kind).steps
                 i, j = np.searchsorted(steps, x0), np.searchsorted(steps, x1, side="right")
                 ranges.append(finite_range(y[i:j], self.log))
         return union(ranges)

@@ -67,12 +67,12 @@ class MetricsPlot(Plot):
     def __init__(self, figure, canvas) -> None:
         self.state = DrawState()  # first: Plot sets ``dirty``, which lives there
         super().__init__(figure, canvas)
-        self.run = RunHistory()
+        self.history = RunHistory()
         self.layout = Layout(figure, self.state)
         self.panel_draws = 0  # axes drawn one at a time (staged full draws)
         figure.set_layout_engine("none")  # the axes sit in a fixed grid (Layout.place)
         self.blitter = Blitter(figure, canvas, self.state, lambda: self.panels.values(),
-                               lambda panel: panel.feed(self.run))
+                               lambda panel: panel.feed(self.history))
         self._resize_cid = canvas.mpl_connect("resize_event", lambda event: self.layout.place())
         self.reset(None)
 
@@ -87,12 +87,12 @@ class MetricsPlot(Plot):
     log_scale = property(lambda self: self.layout.log_scale, doc="The window's log-scale toggle.")
     label = property(lambda self: self.layout.label, lambda self, name: setattr(self.layout, "label", name),
                      doc="The current run's name in the legend when comparing runs.")
-    batches = property(lambda self: self.run.batches)
-    epochs = property(lambda self: self.run.epochs)
-    tests = property(lambda self: self.run.tests)
-    lrs = property(lambda self: self.run.lrs, doc="(step, learning rate) where it changed and at each epoch's end.")
-    planned_steps = property(lambda self: self.run.planned_steps)
-    nonfinite = property(lambda self: self.run.nonfinite)
+    batches = property(lambda self: self.history.batches)
+    epochs = property(lambda self: self.history.epochs)
+    tests = property(lambda self: self.history.tests)
+    lrs = property(lambda self: self.history.lrs, doc="(step, learning rate) where it changed and at each epoch's end.")
+    planned_steps = property(lambda self: self.history.planned_steps)
+    nonfinite = property(lambda self: self.history.nonfinite)
 
     @property
     def drawing(self) -> bool:
@@ -110,21 +110,21 @@ class MetricsPlot(Plot):
         """Forget the previous run and prepare for ``start`` (a StartEvent or None)."""
         for panel in self.state.stale:  # half drawn for limits set meanwhile: drawn anew
             panel.background = panel.half_drawn = None
-        self.run = RunHistory(start)
+        self.history = RunHistory(start)
         self.state.restart()
         self.layout.restart()
 
     def keep_run(self) -> None:
         """Keep the current run's curves on the axes, still and in their own colour, and start
         afresh for the next run (replays of several runs for comparison; live runs never do)."""
-        if not self.run.empty():
-            self.layout.keep(self.run.batches, self.run.epochs, self.run.tests)
+        if not self.history.empty():
+            self.layout.keep(self.history.batches, self.history.epochs, self.history.tests)
         self.reset(None)
 
     def apply(self, update) -> None:
         if update.start is not None:
             self.reset(update.start)
-        applied = self.run.apply(update)
+        applied = self.history.apply(update)
         if applied.merged:  # late rows were merged in the middle: recompute decimation
             for panel in self.panels.values():
                 panel.restart_decimation()
@@ -145,7 +145,7 @@ class MetricsPlot(Plot):
         self.state.dirty = True
 
     def _last_step(self) -> int:
-        return max([self.run.last_step()] + [overlay.last_step for overlay in self.overlays])
+        return max([self.history.last_step()] + [overlay.last_step for overlay in self.overlays])
 
     # -- view --------------------------------------------------------------------------------------
     def set_log_scale(self, on: bool) -> None:
@@ -219,7 +219,7 @@ class MetricsPlot(Plot):
         changed_from, last_step = state.take_changed(), self._last_step()
         for panel in self.panels.values():
             if panel.user_view or (panel in wanted and wanted[panel][0] != panel.ax.get_xlim()):
-                panel.feed(self.run)  # data for the view as it is (else done by _wanted_limits)
+                panel.feed(self.history)  # data for the view as it is (else done by _wanted_limits)
             self.blitter.blit(panel, changed_from, last_step)
         return "blit"
 
@@ -266,7 +266,7 @@ class MetricsPlot(Plot):
         xlim = panel.ax.get_xlim()
 
         def data_in(span):
-            yr = panel.feed(self.run) if span == xlim else panel.data_range(self.run, span)
+            yr = panel.feed(self.history) if span == xlim else panel.data_range(self.history, span)
             return panel.still_range(yr) if panel.still else yr
 
         return limits.wanted_limits(xlim, panel.ax.get_ylim(), data_in, log=panel.log,
@@ -280,5 +280,5 @@ class MetricsPlot(Plot):
     # -- what is shown (used by tests and export) -----------------------------------------------
     def shown(self) -> dict[str, dict[str, int]]:
         """Counts of the data points held per metric: batch rows, epoch rows, test rows."""
-        return self.run.shown()
+        return self.history.shown()
 
