@@ -178,8 +178,8 @@ def main() -> None:
         rec = {"seconds": seconds}
         if name in ours:
             mon = cbs[0]
-            if mon._log_follower is not None:
-                mon._log_follower.join(5.0)
+            if mon._recorder.follower is not None:
+                mon._recorder.follower.join(5.0)
             if mon.window is not None:
                 raise SystemExit("a window opened: this benchmark measures the monitor without one")
             run = read_run(mon.log_path)

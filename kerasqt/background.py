@@ -16,7 +16,6 @@ import traceback
 
 from . import exits
 from .callback import BUSY, QtMonitor
-from .events import ErrorEvent
 
 __all__ = ["FitJob", "fit_in_background"]
 
@@ -45,11 +44,9 @@ class FitJob:
             self.history = self.model.fit(*args, **kwargs)
         except BaseException as exc:  # noqa: BLE001 - handed to the caller by wait()
             self.exception = exc
-            put = self.monitor._put
             # The window learns it from this job only if it watched it (another job's run goes on).
-            if put is not None and self.monitor._fit_thread == threading.get_ident():
-                line = traceback.format_exception_only(type(exc), exc)[-1].strip()
-                put(ErrorEvent(time.time(), line))
+            line = traceback.format_exception_only(type(exc), exc)[-1].strip()
+            self.monitor.fit_failed(threading.get_ident(), line)
         finally:
             self.ended = time.time()
             _jobs.discard(self)

@@ -8,51 +8,41 @@ it is the main (Qt) thread: ``on_train_begin`` shows the window, and
 ``on_train_batch_begin`` (``on_test_batch_begin`` during validation) turns the Qt
 event loop at most every ``pump_interval`` seconds, since nothing else can while
 ``fit`` holds the main thread. The window (main thread) starts a receiver thread per run.
+
+What call a hook belongs to (a fit, its validation, an ``evaluate()`` of its own) is told by
+Keras' public hooks alone (:mod:`kerasqt.tracker`); the run log is :mod:`kerasqt.recorder`'s.
+A ``QtMonitor`` is a :class:`~kerasqt.source.RunSource`: what the window asks of a run.
 """
 
 from __future__ import annotations
 
-import atexit
 import os
 import queue
 import sys
 import threading
 import time
-import warnings
-import weakref
 
 import keras
 
+from . import exits
 from .capture import OutputCapture
-from .events import EndEvent, EpochEvent, ErrorEvent, EvalEvent, StartEvent, counted, drain, numbers
-from .runlog import DEFAULT_LOG_DIR, LogFollower, RunLogError, RunLogWriter, resolve_log_dir
+from .events import EndEvent, EpochEvent, EvalEvent, StartEvent, numbers
+from .owner import WindowOwner
+from .pump import MainThreadFit
+from .recorder import RunRecorder, end_logs_at_exit, warn_user
+from .runlog import DEFAULT_LOG_DIR
+from .tracker import Busy, FitTracker, Twice
 
 __all__ = ["QtMonitor"]
 
-_logging: weakref.WeakSet = weakref.WeakSet()  # monitors that opened a run log (it may still be open)
-
-
-def _end_logs_at_exit() -> None:
-    """At interpreter exit during a watched ``fit`` (an exception nobody caught, Ctrl-C, ``sys.exit``
-    in a callback), each run log still open gets what was queued and an error line, and is closed.
-
-    Registered when this module is imported, so it runs after :mod:`kerasqt.session`'s own exit
-    handler (registered at the first thread), which ends the receiver threads first."""
-    for monitor in list(_logging):
-        try:
-            monitor._end_log_at_exit()
-        except Exception:  # the process is ending: never turn that into a traceback of ours
-            pass
-
-
-atexit.register(_end_logs_at_exit)
+# At exit, open run logs get their tails, after the window's receiver threads have ended.
+exits.register(end_logs_at_exit, exits.LOGS)
 
 TWICE = "this QtMonitor is in the callbacks twice: pass it once (one window needs one QtMonitor)"
 BUSY = ("this QtMonitor is already watching another fit, which is still running; give each fit that "
         "runs at the same time its own QtMonitor")
 
-
-class QtMonitor(keras.callbacks.Callback):
+class QtMonitor(WindowOwner, keras.callbacks.Callback):
     """Watch ``model.fit`` live in a Qt window.
 
     Args:
@@ -71,6 +61,10 @@ class QtMonitor(keras.callbacks.Callback):
         log_dir: folder for the run log, one JSON Lines file per run (:mod:`kerasqt.runlog`); the
             default is ``$KERASQT_LOG_DIR`` if set (set to empty: no log), else ``runs`` in the
             working directory. None: no log. ``log_path`` is the current or last run's file.
+
+    A ``fit`` that raises gets no ``on_train_end`` from Keras; the window learns that it is over
+    when its thread ends, when the main thread is seen free, or at once inside
+    ``with monitor.watching():``.
     """
 
     def __init__(self, *, title: str = "kerasqt", smoothing: float = 0.9, max_rate: float = 30.0,
@@ -101,22 +95,18 @@ class QtMonitor(keras.callbacks.Callback):
         self.stop_on_close = stop_on_close
         self.batch_size = batch_size
         self.demo = demo
-        self.log_dir = log_dir
-        self.log_path = None  # the current or last run's log file
         self.events: queue.SimpleQueue = queue.SimpleQueue()
-        self.tap = None  # called by the receiver thread with each batch of events (run logs)
-        self._log: RunLogWriter | None = None
-        self._log_follower: LogFollower | None = None
         self.runs = 0
+        self._recorder = RunRecorder(log_dir, title, smoothing)
+        self._recorder.end_receiver = self._end_receiver
+        self._recorder.feeding = lambda: self._put is not None
+        self._tracker = FitTracker()
+        self._handed: dict[int, list] = {}  # thread -> [model, params] of a call set up meanwhile
         self._window = None
         self._put = None  # the queue's put while a run is watched, else None
         self._capture: OutputCapture | None = None
-        self._fit_frame = None  # the call into the fit this monitor watches (claimed at set_model)
-        self._fit_thread = None
-        self._claim_lock = threading.Lock()
         self._job = None  # the FitJob that fit_in_background started with this monitor, if any
-        self._app = None
-        self._next_pump = 0.0
+        self._main = MainThreadFit()  # turns the event loop during a fit in the main thread
         self._reset_counters()
 
     def _reset_counters(self) -> None:
@@ -124,86 +114,67 @@ class QtMonitor(keras.callbacks.Callback):
         self._offset = 0
         self._last_batch = -1
         self._started = False
-        self._in_fit = False
         self._lr = None
         self._next_lr = 0.0
         self._batch_cap = sys.maxsize  # the last batch index of an epoch (Keras may report one past it)
 
-    # -- the window (main thread) ------------------------------------------------------------------
     @property
-    def window(self):
-        """The monitor window, or None before :meth:`show` or the first ``fit``."""
-        return self._window
+    def log_dir(self):
+        """Folder of the run logs (see the class docstring); takes effect at the next run."""
+        return self._recorder.log_dir
 
-    def show(self):
-        """Create (or re-open) the window and show it; main thread only. Returns the window."""
-        from .qtapp import ensure_app, in_main_thread, start_kernel_pump
+    @log_dir.setter
+    def log_dir(self, value) -> None:
+        self._recorder.log_dir = value
 
-        if not in_main_thread():
-            raise RuntimeError("QtMonitor.show() must be called from the main thread")
-        self._app = ensure_app()  # first: without Qt, its error names the package to install
-        from .window import MonitorWindow
+    @property
+    def log_path(self):
+        """The current or last run's log file, or None."""
+        return self._recorder.path
 
-        if self._window is None or self._window.is_closed:
-            self._window = MonitorWindow(title=self.title, demo=self.demo, max_fps=self.max_fps,
-                                         draw_budget=self.draw_budget)
-        self._window.show()
-        start_kernel_pump()
-        return self._window
-
-    def wait_closed(self, timeout: float | None = None) -> bool:
-        """Run the Qt event loop until the user closes the window (like ``plt.show()``).
-
-        Returns True when the window is closed. Offscreen there is nobody to close it,
-        so it returns False at once (or after ``timeout`` seconds if given).
-        """
-        from .app import run_until_closed
-        from .qtapp import is_offscreen
-
-        win = self._window
-        if win is None or win.is_closed:
-            return True
-        if is_offscreen() and timeout is None:
-            return False
-        return run_until_closed(win, timeout)
-
-    def close(self) -> None:
-        """Close the window (main thread); threads end first."""
-        if self._window is not None and not self._window.is_closed:
-            self._window.close()
-
-    def stop_training(self) -> None:
-        """Ask ``fit`` to stop after the current batch (any thread)."""
-        if self.model is not None:
-            self.model.stop_training = True
+    @property
+    def tap(self):
+        """The receiver writes what it drains here: the run log's writer, or None."""
+        return self._recorder.tap
 
     # -- Keras hooks (training thread) -------------------------------------------------------------
-    # Keras hands a fit's model and params to its callbacks before on_train_begin: a fit claims the
-    # monitor there already, and one that finds it held by another running fit is refused.
+    # Keras hands each call's model and params to its callbacks before its begin hook. A running fit
+    # keeps its own: one set up meanwhile in another thread is refused at on_train_begin, and one of
+    # the same thread (it raised, or runs inside it) takes them only when it turns out to be a fit.
     def set_model(self, model) -> None:
-        caller = sys._getframe(1)
-        owner = caller.f_locals.get("self")  # Keras' CallbackList, handing the model to each callback
-        if isinstance(owner, keras.callbacks.CallbackList) and sum(cb is self for cb in owner.callbacks) > 1:
-            raise ValueError(TWICE)  # every hook would run twice: each batch logged and drawn twice
-        if self._claim(_keras_entry_frame(caller)):
+        try:
+            claim = self._tracker.handed_model()
+        except Twice:
+            raise ValueError(TWICE) from None  # every hook would run twice: each batch logged twice
+        if claim == "take":
             super().set_model(model)
+        self._handed[threading.get_ident()] = [model, None] if claim == "defer" else None
 
     def set_params(self, params) -> None:
-        if self._claim(_keras_entry_frame(sys._getframe(1))):
+        claim = self._tracker.handed_params()
+        handed = self._handed.get(threading.get_ident())
+        if claim == "take":
             super().set_params(params)
+        elif claim == "defer" and handed is not None:
+            handed[1] = params
 
     def on_train_begin(self, logs=None) -> None:
         from .qtapp import in_main_thread
 
-        entry = _keras_entry_frame(sys._getframe(1))
-        if not self._claim(entry):
-            raise RuntimeError(BUSY)
-        self._fit_thread, self._fit_frame = threading.get_ident(), entry  # (None: hooks called outside a fit)
+        try:
+            self._tracker.train_begin()
+        except Busy:
+            self._handed.pop(threading.get_ident(), None)
+            raise RuntimeError(BUSY) from None
+        handed = self._handed.pop(threading.get_ident(), None)
+        if handed is not None:  # a fit that replaced one of this thread: its model and params now
+            super().set_model(handed[0])
+            if handed[1] is not None:
+                super().set_params(handed[1])
         self.runs += 1
         self._put = None  # the last run's queue, if its fit raised: nothing reads it any more
         self._reset_counters()
         self._end_capture()  # the last run's, if its fit raised before its receiver noticed
-        self._in_fit = True
         self.events = queue.SimpleQueue()
         main = in_main_thread()
         win = self._window if (self._window is not None and not self._window.is_closed) else None
@@ -211,18 +182,22 @@ class QtMonitor(keras.callbacks.Callback):
             try:
                 win = self.show()
             except Exception as exc:  # no screen, no Qt, a bug: the training goes on, unwatched
-                self._app = None
+                self._main.end()
                 self._unwatched(f"no window, training goes on unwatched: {exc}")
                 return
         elif win is None:
             self._unwatched("fit runs outside the main thread and no window is open; call "
                             "QtMonitor.show() in the main thread first, or use fit_in_background")
             return
-        self._app = self._app if main else None  # only the main thread may turn the event loop
-        self._next_pump = 0.0
-        self._open_log()  # before the capture: a warning that there is no log reaches the terminal or cell
+        if main:  # only the main thread may turn the event loop
+            from .qtapp import ensure_app
+
+            self._main.begin(ensure_app(), lambda: self.fit_left(threading.main_thread().ident))
+        else:
+            self._main.end()
+        self._recorder.open(self.events)  # before the capture: a warning of no log reaches the terminal or cell
         if self.capture_output:
-            self._capture = OutputCapture(self.events, include_main=main and self._main_fit_running).start()
+            self._capture = OutputCapture(self.events, include_main=main and self._tracker.running_main).start()
             if not main:  # this training thread's lines are this window's, whatever starts later
                 self._capture.set_source(threading.get_ident(), "worker")
         self._put = self.events.put
@@ -248,14 +223,14 @@ class QtMonitor(keras.callbacks.Callback):
                            initial_epoch=initial_epoch, run=f"run {self.runs}"))
 
     def on_train_batch_begin(self, batch, logs=None) -> None:
-        if self._app is not None and time.perf_counter() >= self._next_pump:
+        if self._main.due():
             self._pump()
             if time.monotonic() >= self._next_lr:
                 self._read_lr()
 
     def on_test_batch_begin(self, batch, logs=None) -> None:
         # Validation inside a main-thread fit: the window stays responsive (and keeps drawing).
-        if self._app is not None and time.perf_counter() >= self._next_pump:
+        if self._main.due():
             self._pump()
 
     def on_train_batch_end(self, batch, logs=None) -> None:
@@ -273,18 +248,19 @@ class QtMonitor(keras.callbacks.Callback):
         # A plain tuple: the receiver's drain builds the BatchEvent, off the training thread's clock.
         put((self._offset + batch + 1, self._epoch, time.time(), logs, self._lr))
 
+    def on_test_begin(self, logs=None) -> None:
+        self._tracker.test_begin()
+
     def on_test_end(self, logs=None) -> None:
-        frame = self._fit_frame
-        if not (self._in_fit and (frame is None or frame is _keras_entry_frame(sys._getframe(1)))):
-            # An evaluate() of its own: after fit (it claimed the monitor at set_model), or during
-            # one, from a callback or another thread; not the fit's validation.
-            self._release()
+        kind = self._tracker.test_end()
+        self._handed.pop(threading.get_ident(), None)  # (an evaluate's model and params: not kept)
+        if kind == "test":  # an evaluate() of its own, after a fit or during one, from any thread
             self._evaluated(logs)
             return
         put = self._put
         if put is None:
             return
-        values, bad = numbers(logs)  # the fit's own validation (an evaluate of its own is above)
+        values, bad = numbers(logs)  # the fit's own validation
         put(EvalEvent(self._offset + self._last_batch + 1, self._epoch, time.time(), values, "val", bad))
 
     def _evaluated(self, logs) -> None:
@@ -298,21 +274,17 @@ class QtMonitor(keras.callbacks.Callback):
             return
         ev = EvalEvent(self._offset + self._last_batch + 1, self._epoch, time.time(), values, "test", bad)
         put = self._put
-        if put is not None and self._in_fit and self.fit_running():
+        if put is not None and self._tracker.running():
             put(ev)
             return
-        log = self._log
-        if log is not None:
-            try:
-                log.write_after([ev])
-            except RunLogError as exc:
-                _warn_outside(f"kerasqt: {exc}")
+        self._recorder.write_after(ev)
         win = self._window
         if win is not None and not win.is_closed:
             win.report_test(self, ev)
 
     def on_predict_end(self, logs=None) -> None:
-        self._release()  # predict() claimed the monitor at set_model; nothing is shown of it
+        self._tracker.predict_end()  # nothing is shown of a predict()
+        self._handed.pop(threading.get_ident(), None)
 
     def on_epoch_end(self, epoch, logs=None) -> None:
         # The batches it ran (at most the planned steps: _batch_cap), fewer if it was cut short
@@ -328,7 +300,7 @@ class QtMonitor(keras.callbacks.Callback):
         self._pump()
 
     def on_train_end(self, logs=None) -> None:
-        self._in_fit = False
+        self._tracker.train_end()
         self._put_start((self.params or {}).get("epochs") or 0)  # (when no epoch began: none was left to run)
         put = self._put
         if put is not None:
@@ -337,31 +309,17 @@ class QtMonitor(keras.callbacks.Callback):
             win = self._window
             if win is not None:
                 win.training.wake()  # the receiver takes the end now, not at its next wake
-            follower = self._log_follower
-            if follower is not None:  # no window (or it closed): the log's thread writes the end now
-                follower.wake()
-                follower.join(2.0)
+            self._recorder.flush_end()  # no window (or it closed): the log's thread writes the end now
         self._end_capture()
-        self._fit_frame = None
         self._put = None
         # A main-thread fit returns now: the receiver delivers the end, and the window draws the
         # run's last frame, at the next turn of the event loop (wait_closed, the next notebook
         # cell, or a screenshot or export, which catch up first).
-        self._app = None
+        self._main.end()
 
     # -- helpers -----------------------------------------------------------------------------------
     def _pump(self) -> None:
-        app = self._app
-        if app is None:
-            return
-        self._next_pump = time.perf_counter() + self.pump_interval
-        try:
-            app.processEvents()
-        except Exception:  # a bug in a slot must not end training
-            pass
-        win = self._window
-        if win is not None and win.take_interrupt():
-            raise KeyboardInterrupt  # Ctrl-C landed in a window slot: it is fit's, like anywhere else
+        self._main.pump(self.pump_interval, self._window)
 
     def _read_lr(self) -> None:
         self._next_lr = time.monotonic() + 1.0
@@ -371,186 +329,11 @@ class QtMonitor(keras.callbacks.Callback):
             self._lr = None
 
     def _unwatched(self, reason: str) -> None:
-        """No window for this run (training thread): warn, and keep the run log if there is one.
-
-        The log is written by a :class:`~kerasqt.runlog.LogFollower` thread, as after a window
-        closes mid-run: a machine without a screen or without Qt still records the run, for
-        ``kerasqt replay`` elsewhere.
-        """
-        self._open_log()
-        if self._log is not None:
-            self._log_follower = LogFollower(self.events, self._log, alive=self.fit_running)
-            self._log_follower.start()
+        """No window for this run (training thread): warn, and keep the run log if there is one,
+        written by a follower thread: a machine without a screen or without Qt still records the
+        run, for ``kerasqt replay`` elsewhere."""
+        self._recorder.open(self.events)
+        if self._recorder.follow(self.alive):
             self._put = self.events.put
             reason += f"; the run is logged to {self.log_path} (kerasqt replay shows it)"
-        _warn_outside(f"kerasqt: {reason}")
-
-    def _open_log(self) -> None:
-        """Start this run's log file (training thread, once per run); a failure only warns.
-
-        The last run's log is not closed here: it closes itself at its end or error event,
-        which its receiver (or follower) may still be writing.
-        """
-        follower, self._log_follower = self._log_follower, None
-        if follower is not None:
-            follower.stop(run_over=True)  # the last run is over: its log ends, with an error if it raised
-        self._log = None
-        self.tap = None
-        self.log_path = None
-        folder = resolve_log_dir(self.log_dir)
-        if folder is None:
-            return
-        try:
-            self._log = RunLogWriter.create(folder, kind="training", title=self.title, smoothing=self.smoothing)
-        except OSError as exc:
-            _warn_outside(f"kerasqt: no run log for this run: {exc}")
-            return
-        self.log_path = self._log.path
-        self.tap = self._log.write  # the receiver thread writes what it drains
-        _logging.add(self)
-
-    def _end_log_at_exit(self) -> None:
-        """The process exits (main thread): a run log still open gets the rest and an error line."""
-        log = self._log
-        if log is None or log.closed:
-            return
-        follower = self._log_follower
-        if follower is not None:
-            follower.stop(run_over=True)  # it writes what is queued, then the error line
-            return
-        win = self._window
-        try:
-            if win is not None and win.training.running:
-                win.training.end()  # its receiver writes what it took
-        except Exception:  # the window is gone already: what is queued is all there is
-            pass
-        rest = drain(self.events) if self._put is not None else []
-        if log.closed or any(isinstance(ev, (EndEvent, ErrorEvent)) for ev in rest):
-            log.write(rest)  # the run had ended: its own end is in the log (or in what is left)
-            return
-        exc = getattr(sys, "last_value", None)  # the exception the interpreter printed, if that ends it
-        why = f" ({type(exc).__name__}: {exc})" if exc is not None else ""
-        log.write(rest + [ErrorEvent(time.time(), f"the process exited during fit{why}")])
-
-    def export(self, path) -> str:
-        """Save the window's figure (``.png``, ``.svg``, ``.pdf``) or metrics (``.csv``); main thread."""
-        if self._window is None:
-            raise RuntimeError("nothing to export: this monitor has no window (one opens at the first fit "
-                               "or at show(), when there is a screen or an offscreen platform)")
-        return self._window.export(path)
-
-    def _main_fit_running(self) -> bool:
-        """True while the main thread is inside this monitor's ``fit`` (capture filter)."""
-        frame0 = self._fit_frame
-        if frame0 is None:
-            return self._in_fit
-        f = sys._getframe()
-        while f is not None:
-            if f is frame0:
-                return True
-            f = f.f_back
-        return False
-
-    def fit_running(self) -> bool:
-        """Whether the training thread is still inside ``fit`` (called by the receiver thread)."""
-        frame0, ident = self._fit_frame, self._fit_thread
-        if frame0 is None:
-            return True  # unknown, or ended normally: the end event tells
-        f = sys._current_frames().get(ident)
-        while f is not None:
-            if f is frame0:
-                return True
-            f = f.f_back
-        return False
-
-    def run_over(self) -> bool:
-        """Whether the last run this monitor watched has ended by itself (its end is queued, and
-        perhaps not yet delivered to the window: :meth:`MonitorWindow.catch_up`)."""
-        return not self._in_fit
-
-    def busy_elsewhere(self) -> bool:
-        """Whether a ``fit`` that is still running holds this monitor (any thread may ask)."""
-        return self._held_by_other(None)
-
-    def _held_by_other(self, entry) -> bool:
-        """Whether a running fit other than the one entered at ``entry`` holds this monitor."""
-        frame = self._fit_frame
-        return frame is not None and frame is not entry and self.fit_running()
-
-    def _release(self) -> None:
-        """Let go of the claim of this thread's call that ended (its frame is not kept alive)."""
-        with self._claim_lock:
-            if self._fit_thread == threading.get_ident() and not self._in_fit:
-                self._fit_frame = None
-
-    def _claim(self, entry) -> bool:
-        """Let the fit entered at ``entry`` (the calling thread's) hold this monitor, unless another
-        running fit holds it; True when it may. Without ``entry`` (not called by a fit), nothing is held."""
-        with self._claim_lock:
-            if self._held_by_other(entry):
-                return False
-            if entry is not None:
-                if self._in_fit and entry is not self._fit_frame:
-                    self._in_fit = False  # the last fit raised (Keras skips on_train_end then): it is over
-                self._fit_thread, self._fit_frame = threading.get_ident(), entry
-            return True
-
-    def describe_fit(self) -> str:
-        p = self.params or {}
-        epochs, steps = p.get("epochs"), p.get("steps")
-        return f"{counted('?' if epochs is None else epochs, 'epoch')} x {counted(steps or '?', 'step')}"
-
-    def _end_capture(self) -> None:
-        if self._capture is not None:
-            self._capture.stop()
-            self._capture = None
-
-    def _run_finished(self) -> None:
-        """The window's receiver ended (main thread): the run is over, whatever ended it."""
-        self._end_capture()
-        self._fit_frame = None
-        self._put = None
-
-    def _window_closed(self) -> None:
-        """The window closed during a run (main thread): stop queueing; maybe stop training.
-
-        With a run log, the queue stays: a :class:`~kerasqt.runlog.LogFollower` thread takes
-        it over from the ended receiver and logs the rest of the run (the log keeps every run
-        whole, watched or not).
-        """
-        if self._log is not None and not self._log.closed and self._put is not None:
-            self._log_follower = LogFollower(self.events, self._log, alive=self.fit_running)
-            self._log_follower.start()
-        else:
-            self._put = None
-        self._end_capture()
-        self._app = None
-        if self.stop_on_close:
-            self.stop_training()
-
-
-def _in_package(frame, *packages: str) -> bool:
-    """Whether ``frame`` runs code of one of ``packages`` (the package or one of its modules)."""
-    name = frame.f_globals.get("__name__", "")
-    return any(name == p or name.startswith(p + ".") for p in packages)
-
-
-def _warn_outside(message: str) -> None:
-    """Warn (``RuntimeWarning``) at the nearest caller outside Keras and kerasqt: the user's line
-    that called ``fit``, not the Keras code that called the hook."""
-    frame, level = sys._getframe(1), 2  # stacklevel 2: this function's caller
-    while frame is not None and _in_package(frame, "keras", "kerasqt"):
-        frame, level = frame.f_back, level + 1
-    warnings.warn(message, RuntimeWarning, stacklevel=level if frame is not None else 2)
-
-
-def _keras_entry_frame(frame):
-    """The outermost consecutive Keras frame above ``frame``: the call into ``fit``."""
-    entry = None
-    while frame is not None:
-        if _in_package(frame, "keras"):
-            entry = frame
-        elif entry is not None:
-            break
-        frame = frame.f_back
-    return entry
+        warn_user(f"kerasqt: {reason}")

@@ -20,37 +20,46 @@ from qtpy.QtCore import QObject, QTimer, Signal
 from .events import StartEvent, counted
 from .runlog import ReplayFeeder, RunLog, read_run
 
-__all__ = ["Replay", "replay"]
+__all__ = ["Replay", "ReplaySource", "replay"]
 
 
-class _ReplayedRun:
-    """Stands in for the :class:`~kerasqt.callback.QtMonitor` of a live run, as far as the window needs one."""
+class ReplaySource:
+    """A recorded run as a window's :class:`~kerasqt.source.RunSource`: a feeder thread puts the
+    log's events into the queue, all at once or in time."""
 
     max_rate = 30.0
-    tap = None
+    tap = None  # (it is a log already)
+    loop_interval = None
 
     def __init__(self, run: RunLog, speed: float | None) -> None:
         self.run = run
+        self.title = run.header.get("title") or run.name
         self.events: queue.SimpleQueue = queue.SimpleQueue()
         self.smoothing = run.smoothing
         self.feeder = ReplayFeeder(run, self.events.put, speed)
 
-    def fit_running(self) -> bool:
+    def alive(self) -> bool:
         return True  # the feeder always ends the queue with an end or error event
 
-    def describe_fit(self) -> str:
+    def describe(self) -> str:
         start = next((ev for ev in self.run.events if isinstance(ev, StartEvent)), None)
         epochs = start.epochs if start is not None and start.epochs else "?"
         steps = start.steps if start is not None and start.steps else "?"
         return f"replay of {self.run.name}: {counted(epochs, 'epoch')} x {counted(steps, 'step')}"
 
-    def stop_training(self) -> None:
-        """Nothing to stop: the window's Stop training button is off during replays."""
+    def can_stop(self) -> bool:
+        return False  # the window's Stop training button is off during replays
 
-    def _run_finished(self) -> None:
+    def stop(self) -> None:
+        """Nothing to stop."""
+
+    def run_over(self) -> bool:
+        return self.feeder.done
+
+    def finished(self) -> None:
         self.feeder.stop()
 
-    def _window_closed(self) -> None:
+    def window_closed(self) -> None:
         self.feeder.stop()
 
 
@@ -70,7 +79,7 @@ class Replay(QObject):
         self.speed = speed
         self.index = -1
         self.done = False
-        self._source: _ReplayedRun | None = None
+        self._source: ReplaySource | None = None
         self._feeder: ReplayFeeder | None = None
         window.training.run_finished.connect(self._training_done)
         window.demo.running_changed.connect(self._demo_running_changed)
@@ -103,9 +112,8 @@ class Replay(QObject):
             win.plot.keep_run()  # the last run stays on the axes, still
         if len(self.runs) > 1:
             win.plot.label = run.name
-        self._source = source = _ReplayedRun(run, self.speed)
-        win.request_run(source)  # from the main thread: begins now
-        win.stop_training_button.setEnabled(False)
+        self._source = source = ReplaySource(run, self.speed)
+        win.request_run(source)  # from the main thread: begins now (a replay cannot be stopped)
         win.status.setText("replaying")
         source.feeder.start()
 

@@ -121,7 +121,7 @@ def _wait_shown(qtbot, monitor, batches, timeout=90000):
     except qtbot.TimeoutError:
         win = monitor.window
         state = {"shown": win.plot.shown(), "status": win.status.text(), "receiving": win.training.running,
-                 "queued": monitor.events.qsize(), "fit_running": monitor.fit_running(),
+                 "queued": monitor.events.qsize(), "fit_running": monitor.alive(),
                  "control": win.pane_text("control")[-400:], "receiver": win.pane_text("receiver")[-400:],
                  "threads": [t.name for t in threading.enumerate()]}
         frames = sys._current_frames()
@@ -872,7 +872,7 @@ def test_an_existing_qapplication_is_reused_and_left_as_it_was(qtbot, qapp, moni
     x, y = _data(128)
     _model().fit(x, y, epochs=1, batch_size=32, verbose=0, callbacks=[monitor])
     _run_over(qtbot, monitor)
-    assert QApplication.instance() is qapp and monitor._app is None
+    assert QApplication.instance() is qapp and monitor._main.app is None
     assert qapp.quitOnLastWindowClosed() == quit_on_close
     assert _batches_shown(monitor.window) == 4
 
@@ -972,7 +972,7 @@ def test_fit_in_a_thread_without_a_window_is_logged(tmp_path):
     assert not t.is_alive()
     assert mon.window is None
     assert len(box["warnings"]) == 1 and "no window is open" in box["warnings"][0], box
-    assert not mon._log_follower.is_alive()  # the log's thread ended with the run
+    assert not mon._recorder.follower.is_alive()  # the log's thread ended with the run
     run = read_run(mon.log_path)
     assert run.ended and run.count(BatchEvent) == 16 and run.count(EpochEvent) == 2
     first = mon.log_path

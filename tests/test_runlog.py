@@ -586,7 +586,7 @@ def test_evaluate_after_a_fit_that_raised_and_inside_a_fit_are_test_results(qtbo
     qtbot.waitUntil(lambda: not monitor.window.training.running, timeout=5000)
     model.evaluate(x, y, verbose=0, callbacks=[monitor])  # was taken for the raised fit's validation
     assert monitor.window.plot.tests.steps.tolist() == [3]
-    assert monitor._fit_frame is None  # nothing of the evaluate call (its x and y) held
+    assert not any(monitor._handed.values())  # nothing of the evaluate call (its model and params) held
     assert type(read_run(monitor.log_path).events[-1]) is EvalEvent
 
     class Nested(keras.callbacks.Callback):  # an evaluate of its own inside fit: not validation

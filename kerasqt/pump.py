@@ -1,0 +1,105 @@
+"""A fit that holds the main thread: turning the Qt event loop from its hooks, and seeing it leave.
+
+While ``fit`` runs in the main thread (a script, a notebook cell), nothing else can turn the
+Qt event loop: the monitor's batch hooks do, at most every ``interval`` seconds
+(:meth:`MainThreadFit.pump`). Keras tells callbacks nothing of a fit that raised; while it
+runs, only its hooks turn the loop, so a timer that fires outside them means the main thread
+is free: the fit has left (``on_left``). A script that dies in ``fit`` tells
+``sys.excepthook`` first, which calls ``on_left`` too, so that the traceback reaches the
+terminal, not the window's output pane.
+
+Everything here runs in the main thread (the excepthook too).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+import weakref
+
+__all__ = ["MainThreadFit"]
+
+_watching: weakref.WeakSet = weakref.WeakSet()  # MainThreadFits of fits running now
+_hooked = False
+
+
+def _excepthook_once() -> None:
+    global _hooked
+    if _hooked:
+        return
+    _hooked = True
+    previous = sys.excepthook
+
+    def hook(*args):
+        for fit in list(_watching):
+            fit.left()
+        previous(*args)
+
+    sys.excepthook = hook
+
+
+class MainThreadFit:
+    """The event-loop side of one monitor's fits in the main thread (one at a time)."""
+
+    FREE_CHECK_MS = 200
+
+    def __init__(self) -> None:
+        self.app = None  # the QApplication while a main-thread fit turns its loop
+        self.on_left = None  # called once when the fit is seen gone
+        self._pumping = False
+        self._next = 0.0
+        self._timer = None
+
+    def begin(self, app, on_left) -> None:
+        """A fit in the main thread begins, with the window shown by ``app``."""
+        from qtpy.QtCore import QTimer
+
+        self.app, self.on_left, self._next = app, on_left, 0.0
+        if self._timer is None:
+            self._timer = QTimer()
+            self._timer.setInterval(self.FREE_CHECK_MS)
+            self._timer.timeout.connect(self._tick)
+        self._timer.start()
+        _watching.add(self)
+        _excepthook_once()
+
+    def due(self) -> bool:
+        """Whether a turn of the event loop is due (cheap: called at every batch)."""
+        return self.app is not None and time.perf_counter() >= self._next
+
+    def pump(self, interval: float, window) -> None:
+        """Turn the event loop once; the next turn is due in ``interval`` s. A Ctrl-C that landed in
+        a window slot meanwhile is raised here: it is fit's, like anywhere else."""
+        app = self.app
+        if app is None:
+            return
+        self._next = time.perf_counter() + interval
+        self._pumping = True
+        try:
+            app.processEvents()
+        except Exception:  # a bug in a slot must not end training
+            pass
+        finally:
+            self._pumping = False
+        if window is not None and window.take_interrupt():
+            raise KeyboardInterrupt
+
+    def end(self) -> None:
+        """The fit ended (or is known to have left): no more turns, no more watching."""
+        self.app = None
+        self.unwatch()
+
+    def unwatch(self) -> None:
+        if self._timer is not None:
+            self._timer.stop()
+        _watching.discard(self)
+
+    def left(self) -> None:
+        self.unwatch()
+        on_left, self.on_left = self.on_left, None
+        if on_left is not None:
+            on_left()
+
+    def _tick(self) -> None:
+        if not self._pumping:  # the event loop turned outside the fit's hooks: it is over
+            self.left()
