@@ -103,7 +103,7 @@ def _lines(window):
 def test_demo_through_its_buttons(qtbot, window):
     line = window.plot.line
     assert window.status.text() == "press start threads to run the demo"  # nothing ran, nothing stopped
-    assert window.progress.isHidden() and window.progress_label.isHidden()  # no training progress row
+    assert not window.progress.isVisibleTo(window) and not window.progress_label.isVisibleTo(window)  # no row
     qtbot.mouseClick(window.start_button, Qt.MouseButton.LeftButton)
     assert window.demo.running and not window.start_button.isEnabled()
     qtbot.waitUntil(lambda: window.plot.curves >= 3, timeout=5000)
