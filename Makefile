@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test demo bench lint clean
+.PHONY: run test test-quick demo bench lint clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,10 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest
+
+# The fast layer only (pure parts: no window, no Keras), in seconds; `make test` runs everything.
+test-quick: $(STAMP)
+	$(PY) -m pytest -m unit -q
 
 bench: $(STAMP)
 	$(PY) benchmarks/run_all.py

@@ -18,8 +18,26 @@ os.environ.setdefault("PYTEST_QT_API", os.environ["QT_API"])
 os.environ.setdefault("KERASQT_LOG_DIR", tempfile.mkdtemp(prefix="kerasqt-runs-"))
 
 import threading  # noqa: E402
+from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
+
+# Each test file's layer (markers in pyproject.toml): `make test-quick` runs the unit layer alone.
+LAYERS = {
+    "unit": {"test_pure.py", "test_blit.py", "test_limits.py", "test_plot_state.py", "test_tracker.py",
+             "test_bench_stats.py"},
+    "qt": {"test_demo.py"},
+    "keras": {"test_monitor.py", "test_real_scripts.py", "test_backends.py", "test_runlog.py"},
+    "slow": {"test_faults.py", "test_notebooks.py", "test_cli.py"},
+}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        name = Path(str(item.fspath)).name
+        for layer, files in LAYERS.items():
+            if name in files:
+                item.add_marker(getattr(pytest.mark, layer))
 
 
 @pytest.fixture(autouse=True)
