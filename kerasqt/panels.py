@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from matplotlib.ticker import FuncFormatter
 from matplotlib.transforms import Bbox
 
 from .blit import set_exact
@@ -65,6 +66,9 @@ class Panel:
     def set_log(self, log: bool) -> None:
         if log:
             self.ax.set_yscale("log", nonpositive="mask")
+            # Short tick labels (the margin left of the axes is fixed): 0.01, 5e-05; minor ones at 2 and 5.
+            self.ax.yaxis.set_major_formatter(FuncFormatter(_short_number))
+            self.ax.yaxis.set_minor_formatter(FuncFormatter(lambda v, pos: _short_minor(v, self.ax.get_ylim())))
         else:
             self.ax.set_yscale("linear")
 
@@ -347,3 +351,22 @@ class Layout:
                 if key in ov.epochs.names():
                     panel.still += ax.plot(ov.epochs.steps, ov.epochs.column(key), "o", ms=4,
                                            label="_epoch" if batch else f"{ov.name}: {key}", **style)
+
+
+def _short_number(value: float, pos=None) -> str:
+    """A log axis' tick label in at most 5 characters: ``0.001``, ``20``, ``5e-05``."""
+    if value <= 0 or not math.isfinite(value):
+        return ""
+    return f"{value:.3g}" if 1e-3 <= value < 1e4 else f"{value:.0e}"
+
+
+def _short_minor(value: float, ylim) -> str:
+    """A minor tick's label on a log axis: every one when the axis spans less than about a decade
+    and a half, else at 2 and 5 times a power of ten only."""
+    if value <= 0 or not math.isfinite(value):
+        return ""
+    lo, hi = ylim
+    if lo > 0 and hi / lo < 30:
+        return _short_number(value)
+    mantissa = value / 10 ** math.floor(math.log10(value))
+    return _short_number(value) if round(mantissa) in (2, 5) and abs(mantissa - round(mantissa)) < 1e-6 else ""
