@@ -10,7 +10,7 @@ Each benchmark runs in its own process (a fresh Qt application and TensorFlow):
 * ``bench_latency.py``: a producer at 10,000 events/s for 30 s: throughput, loop lag, latency;
 * ``bench_short_fit.py``: the fixed cost of a watched ``fit`` call (20-step and 500-step fits).
 
-Figures are measured, never asserted: the summary says which targets of issue 5 hold.
+Figures are measured, never asserted: the summary says which performance targets hold.
 Timings depend on what else runs on the machine; the load average is recorded with them.
 """
 
@@ -33,7 +33,7 @@ from common import load_average, parse_args  # noqa: E402
 BENCHES = [("fit", "bench_fit.py", 600), ("short_fit", "bench_short_fit.py", 300), ("redraw", "bench_redraw.py", 240),
            ("latency", "bench_latency.py", 150)]
 
-# (key, limit, "max" or "min"): the targets of issue 5.
+# (key, limit, "max" or "min"): the performance targets (docs/performance.md).
 TARGETS = [
     ("fit_overhead_ratio", 1.03, "max"),
     ("redraws_per_s_during_fit", 2.0, "min"),
@@ -42,7 +42,7 @@ TARGETS = [
     ("loop_lag_ms_max", 50.0, "max"),
     ("latency_ms_p95", 100.0, "max"),
     ("history_mb_1e6", 64.0, "max"),
-    # Issue 7: the log moves the overhead by <= 1 point. A wall-clock difference of two fits
+    # The run log moves the overhead by <= 1 point. A wall-clock difference of two fits
     # scatters by several points on this machine, so the target is checked on the bound measured
     # in the same fits: the time the receiver thread spent writing the log over the fit's time
     # (all that training can lose to it).

@@ -180,7 +180,8 @@ class MonitorWindow(WindowSaving, QMainWindow):
         self._demo_running_changed(False)
         self.stop_training_button.setEnabled(False)
         self.progress_row.clear()
-        self.canvas.draw_idle()
+        self.plot.dirty = True  # the new mode's first frame (the window's timer dies with the window)
+        self.request_frame()
 
     # -- messages ----------------------------------------------------------------------------------
     @_guarded
@@ -232,6 +233,7 @@ class MonitorWindow(WindowSaving, QMainWindow):
         from .qtapp import in_main_thread
 
         if in_main_thread():
+            self.catch_up()  # a main-thread fit just ended: its end is told before the evaluation
             self._show_test(monitor, ev)
         else:
             self._test_reported.emit(monitor, ev)

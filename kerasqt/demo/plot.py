@@ -45,7 +45,7 @@ class SinePlot(Plot):
         if not (self.dirty or force_full):
             return None
         self.dirty = False
-        self.canvas.draw_idle()
+        self.canvas.draw()  # (in the window's frame timer: one small axes)
         self.frames += 1
         self.full_draws += 1
         return "full"
