@@ -361,12 +361,13 @@ def _short_number(value: float, pos=None) -> str:
 
 
 def _short_minor(value: float, ylim) -> str:
-    """A minor tick's label on a log axis: every one when the axis spans less than about a decade
-    and a half, else at 2 and 5 times a power of ten only."""
+    """A minor tick's label on a log axis: every one when the axis spans less than a factor of 3,
+    else at 2, 3 and 5 times a power of ten only (they would crowd the top of each decade)."""
     if value <= 0 or not math.isfinite(value):
         return ""
     lo, hi = ylim
-    if lo > 0 and hi / lo < 30:
+    if lo > 0 and hi / lo < 3:
         return _short_number(value)
     mantissa = value / 10 ** math.floor(math.log10(value))
-    return _short_number(value) if round(mantissa) in (2, 5) and abs(mantissa - round(mantissa)) < 1e-6 else ""
+    shown = round(mantissa) in (2, 3, 5) and abs(mantissa - round(mantissa)) < 1e-6
+    return _short_number(value) if shown else ""
