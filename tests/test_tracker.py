@@ -107,3 +107,23 @@ def test_a_fit_of_the_same_thread_replaces_one_still_held():
     tr.handed_params()
     tr.train_begin()
     assert tr.running() and tr.fit_thread == threading.get_ident()
+
+
+def test_only_the_chief_of_a_multi_worker_training_is_process_zero(monkeypatch):
+    from kerasqt import chief
+
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    monkeypatch.delenv("RANK", raising=False)
+    monkeypatch.delitem(__import__("sys").modules, "jax", raising=False)
+    monkeypatch.delitem(__import__("sys").modules, "torch.distributed", raising=False)
+    assert chief.process_index() == 0 and chief.is_chief()
+    cluster = {"chief": ["a:1"], "worker": ["b:1", "c:1"]}
+    for task, index in (({"type": "chief", "index": 0}, 0), ({"type": "worker", "index": 0}, 1),
+                        ({"type": "worker", "index": 1}, 2), ({"type": "ps", "index": 0}, 1)):
+        monkeypatch.setenv("TF_CONFIG", __import__("json").dumps({"cluster": cluster, "task": task}))
+        assert chief.process_index() == index
+    monkeypatch.setenv("TF_CONFIG", '{"cluster": {"worker": ["b:1", "c:1"]}, "task": {"type": "worker", "index": 0}}')
+    assert chief.is_chief()  # no chief task: worker 0 is
+    monkeypatch.setenv("TF_CONFIG", "not json")
+    monkeypatch.setenv("RANK", "3")  # torchrun's
+    assert chief.process_index() == 3 and not chief.is_chief()
