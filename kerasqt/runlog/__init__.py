@@ -17,7 +17,8 @@ The parts, by role (this package is the import point for all of them):
 * :mod:`~kerasqt.runlog.writer`: :class:`RunLogWriter`, written by one thread at a time
   (the receiver thread through the monitor's ``tap``, then, if the window closes during
   ``fit``, a :class:`LogFollower` thread); a lock makes it safe from any thread;
-* :mod:`~kerasqt.runlog.reader`: :func:`read_run` and :class:`RunLog` (the calling thread):
+* :mod:`~kerasqt.runlog.reader`: :func:`read_run` and :class:`RunLog` (the calling thread),
+  :func:`decode_line` and :func:`check_header` for one line at a time (a log still being written):
   :mod:`json` only, every field's type checked; a corrupt or hostile file gives a
   :class:`RunLogError`, nothing else;
 * :mod:`~kerasqt.runlog.threads`: :class:`LogFollower` (its own ``kerasqt-runlog`` thread)
@@ -28,9 +29,9 @@ The parts, by role (this package is the import point for all of them):
 from __future__ import annotations
 
 from .common import DEFAULT_LOG_DIR, ENV_LOG_DIR, FORMAT, MAX_LINE, VERSION, RunLogError, resolve_log_dir
-from .reader import RunLog, read_run
+from .reader import RunLog, check_header, decode_line, read_run
 from .threads import LogFollower, ReplayFeeder
-from .writer import FLUSH_EVERY, SYNC_EVERY, RunLogWriter
+from .writer import FLUSH_EVERY, SYNC_EVERY, RunLogWriter, encode_lines, header_line
 
 __all__ = [
     "DEFAULT_LOG_DIR",
@@ -45,6 +46,10 @@ __all__ = [
     "RunLog",
     "RunLogError",
     "RunLogWriter",
+    "check_header",
+    "decode_line",
+    "encode_lines",
+    "header_line",
     "read_run",
     "resolve_log_dir",
 ]

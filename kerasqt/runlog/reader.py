@@ -27,7 +27,7 @@ from ..events import (
 )
 from .common import FORMAT, MAX_LINE, VERSION, RunLogError
 
-__all__ = ["RunLog", "read_run"]
+__all__ = ["RunLog", "check_header", "decode_line", "read_run"]
 
 _NONFINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}  # how the writer names them
 
@@ -294,3 +294,35 @@ def _read_run(path: Path) -> RunLog:
                 raise RunLogError(f"line {n}: a {obj['type']} event in a {header['kind']} run log")
             records.append(rec)
     return RunLog(path, header, records, truncated, skipped)
+
+
+# -- one line at a time (a follower of a log that is still being written: kerasqt.follow) ----------
+def check_header(obj) -> dict:
+    """The header of a run log, checked: ``obj`` is its first line, parsed, or that line's bytes.
+    Raises :class:`RunLogError` with a one-line reason."""
+    if isinstance(obj, (bytes, bytearray)):
+        if len(obj) > MAX_LINE:
+            raise RunLogError("not a kerasqt run log")
+        try:
+            obj = _parse(bytes(obj))
+        except _Bad:
+            raise RunLogError("not a kerasqt run log (the first line is not JSON)") from None
+    return _check_header(obj)
+
+
+def decode_line(raw: bytes, kind: str = "training") -> tuple[float | None, object] | None:
+    """(time, event) of one complete event line of a ``kind`` run log, checked as :func:`read_run`
+    checks it; None for a blank line or an event type this version does not know. Raises
+    :class:`RunLogError` with a one-line reason for a bad line."""
+    if len(raw) > MAX_LINE:
+        raise RunLogError(f"a line longer than {MAX_LINE // 2**20} MiB")
+    if not raw.strip():
+        return None
+    try:
+        obj = _parse(raw)
+        rec = _decode(obj)
+    except _Bad as exc:
+        raise RunLogError(str(exc)) from None
+    if rec is not None and obj["type"] not in _KINDS.get(kind, ()):
+        raise RunLogError(f"a {obj['type']} event in a {kind} run log")
+    return rec
