@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import socket
 import threading
 import time
 from pathlib import Path
@@ -34,7 +35,7 @@ from ..events import (
 )
 from .common import FORMAT, VERSION, RunLogError
 
-__all__ = ["FLUSH_EVERY", "SYNC_EVERY", "RunLogWriter"]
+__all__ = ["FLUSH_EVERY", "SYNC_EVERY", "RunLogWriter", "encode_lines", "header_line"]
 
 FLUSH_EVERY = 0.25  # seconds: lines wait at most this long (plus one receiver iteration) for the OS
 SYNC_EVERY = 1.0  # seconds: the most one fsync per this many seconds at epoch ends
@@ -165,12 +166,16 @@ class RunLogWriter:
 
     @classmethod
     def create(cls, folder: str | os.PathLike, *, kind: str, title: str = "kerasqt", **header) -> RunLogWriter:
-        """A new log in ``folder`` (made if missing), named by the local time: ``20250101-120000.jsonl``."""
+        """A new log in ``folder`` (made if missing), named by the local time: ``20250101-120000.jsonl``.
+
+        The header names the writing process (``pid``, ``host``): a follower of the log on the same
+        host tells a writer that is gone without the run's end (:mod:`kerasqt.follow`)."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         now = time.time()
         stamp = time.strftime("%Y%m%d-%H%M%S", time.localtime(now))
-        head = {"kind": kind, "created": now, "title": title, "kerasqt": _version(), **header}
+        head = {"kind": kind, "created": now, "title": title, "kerasqt": _version(), "pid": os.getpid(),
+                "host": socket.gethostname(), **header}
         for n in range(1, 1000):
             path = folder / (f"{stamp}.jsonl" if n == 1 else f"{stamp}-{n}.jsonl")
             try:
@@ -289,3 +294,32 @@ def _version() -> str:
     from .. import __version__
 
     return __version__
+
+
+# -- lines without a file (a stream of the run: kerasqt.net) ------------------------------------------
+def header_line(header: dict) -> str:
+    """The first line of a run log with ``header`` (``kind``, ``title``, ...), as :class:`RunLogWriter`
+    writes it, without its newline. Raises TypeError or ValueError for what JSON cannot hold."""
+    return _line({"format": FORMAT, "version": VERSION, **header})
+
+
+def encode_lines(events: list, now: float | None = None) -> list[str]:
+    """The lines (without newlines) that :meth:`RunLogWriter.write` writes for ``events``; events of
+    no known type are left out. ``now``: the time written for message and sine events (default: the
+    time of the call). Any thread (the metric names' cache is shared: at worst a name is made twice)."""
+    if now is None:
+        now = time.time()
+    lines: list[str] = []
+    for ev in events:
+        t = type(ev)
+        if t is BatchRows:
+            lines += _rows_lines(ev)
+            continue
+        line = _batch_line(ev) if t is BatchEvent else None
+        if line is None:
+            obj = _encode(ev, now)
+            if obj is None:
+                continue
+            line = _line(obj)
+        lines.append(line)
+    return lines
