@@ -1,8 +1,9 @@
-"""The ``kerasqt`` command: ``demo``, ``example`` (the main job) and ``replay``.
+"""The ``kerasqt`` command: ``demo``, ``example`` (the main job), ``replay`` and ``watch``.
 
 Bad arguments and a missing screen give one line on stderr and exit code 2.
 Offscreen (``QT_QPA_PLATFORM=offscreen``) the window cannot be closed by anyone,
-so each command ends by itself and saves a screenshot.
+so each command ends by itself and saves a screenshot (``watch``: ``IDLE_END`` s after
+the last run it showed ended, if no new one began; or after ``--seconds``).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 
 __all__ = ["main"]
 
@@ -67,6 +69,13 @@ def _speed(text: str) -> float:
     return value
 
 
+def _watch_target(text: str) -> str:
+    """A run log or a folder of them; one not there yet is waited for."""
+    if os.path.exists(text) and not (os.path.isfile(text) or os.path.isdir(text)):
+        raise argparse.ArgumentTypeError(f"not a run log file nor a folder: {text}")
+    return text
+
+
 def _export_path(text: str) -> str:
     folder = os.path.dirname(os.path.abspath(text))
     if not os.path.isdir(folder):
@@ -81,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = _Parser(prog="kerasqt", description="Watch Keras training live in a Qt window.")
     parser.add_argument("--version", action="version", version=f"kerasqt {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="{demo,example,replay}", parser_class=_Parser)
+    sub = parser.add_subparsers(dest="command", metavar="{demo,example,replay,watch}", parser_class=_Parser)
 
     demo = sub.add_parser("demo", help="the sine demo: worker and receiver threads feeding the window")
     demo.add_argument("--seconds", type=_positive_float, help="run this long, then close (headless smoke mode)")
@@ -111,6 +120,14 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--screenshot", type=_png_path, help="save a PNG of the window when the replay has ended")
     rp.add_argument("--export", type=_export_path, action="append", default=[], metavar="PATH",
                     help="when the replay has ended, save the figure (.png, .svg, .pdf) or metrics (.csv); repeatable")
+
+    wt = sub.add_parser("watch", help="follow live runs through their run logs: one file as it grows, or a folder's "
+                                      "newest run and each new one")
+    wt.add_argument("target", metavar="TARGET", type=_watch_target,
+                    help="a run log (.jsonl) or a folder of them (waited for if not there yet)")
+    wt.add_argument("--first", metavar="RUN_FILE", help="in a folder: begin with this run (default: the newest)")
+    wt.add_argument("--seconds", type=_positive_float, help="follow this long, then close (headless smoke mode)")
+    wt.add_argument("--screenshot", type=_png_path, help="save a PNG of the window before closing")
     return parser
 
 
@@ -142,6 +159,9 @@ def _main(argv: list[str] | None) -> int:
         runs = _read_runs(args.runs, args.export)
         if runs is None:
             return 2
+    if args.command == "watch" and args.first and os.path.isfile(args.target):
+        print("kerasqt: error: --first is for a folder; the target is a run log file", file=sys.stderr)
+        return 2
     from .qtapp import NoDisplayError, QtMissingError, ensure_app, is_offscreen
 
     try:
@@ -155,6 +175,8 @@ def _main(argv: list[str] | None) -> int:
         return _demo(args)
     if args.command == "replay":
         return _replay(args, runs)
+    if args.command == "watch":
+        return _watch(args)
     return _example(args)
 
 
@@ -269,3 +291,41 @@ def _replay(args, runs) -> int:
     rp.finished.connect(end)
     run_until_closed(window)
     return status[0]
+
+
+IDLE_END = 5.0  # seconds: offscreen, ``watch`` ends this long after the last run shown ended, if no new one began
+
+
+def _watch(args) -> int:
+    from qtpy.QtCore import QTimer
+
+    from .app import run_until_closed
+    from .events import counted
+    from .qtapp import is_offscreen
+    from .watch import watch
+
+    watcher = watch(args.target, first=args.first)
+    window = watcher.window
+
+    def end() -> None:
+        if not window.is_closed:
+            _finish(window, args.screenshot)
+            window.close()
+
+    def idle() -> None:  # offscreen: nobody can close the window
+        if watcher.ended and not watcher.live and time.monotonic() - watcher.idle_since >= IDLE_END:
+            end()
+
+    if args.seconds is not None:
+        QTimer.singleShot(int(args.seconds * 1000), end)
+    elif is_offscreen():
+        timer = QTimer(window)
+        timer.timeout.connect(idle)
+        timer.start(500)
+    else:
+        print("close the window to exit")
+    run_until_closed(window)
+    names = ", ".join(path.name for path in watcher.runs)
+    print(f"watched {counted(len(watcher.runs), 'run')}{f' ({names})' if names else ''}, "
+          f"{watcher.ended} shown to their end")
+    return 0
