@@ -32,6 +32,7 @@ from .pump import MainThreadFit
 from .recorder import RunRecorder, end_logs_at_exit, warn_user
 from .runlog import DEFAULT_LOG_DIR
 from .tracker import Busy, FitTracker, Twice
+from .viewer import viewer_process
 
 __all__ = ["QtMonitor"]
 
@@ -61,6 +62,7 @@ class QtMonitor(WindowOwner, keras.callbacks.Callback):
         log_dir: folder for the run log, one JSON Lines file per run (:mod:`kerasqt.runlog`); the
             default is ``$KERASQT_LOG_DIR`` if set (set to empty: no log), else ``runs`` in the
             working directory. None: no log. ``log_path`` is the current or last run's file.
+        viewer: "window": this process draws; "process": a child ``kerasqt watch`` draws (:mod:`kerasqt.viewer`).
 
     A ``fit`` that raises gets no ``on_train_end`` from Keras; the window learns that it is over
     when its thread ends, when the main thread is seen free, or at once inside
@@ -70,7 +72,7 @@ class QtMonitor(WindowOwner, keras.callbacks.Callback):
     def __init__(self, *, title: str = "kerasqt", smoothing: float = 0.9, max_rate: float = 30.0,
                  max_fps: float = 30.0, draw_budget: float = 0.02, pump_interval: float = 0.05,
                  capture_output: bool = True, stop_on_close: bool = False, batch_size: int | None = None,
-                 demo=None, log_dir=DEFAULT_LOG_DIR) -> None:
+                 demo=None, log_dir=DEFAULT_LOG_DIR, viewer: str = "window") -> None:
         super().__init__()
         if not 0.0 <= smoothing < 1.0:
             raise ValueError(f"smoothing must be in [0, 1), got {smoothing!r}")
@@ -95,6 +97,7 @@ class QtMonitor(WindowOwner, keras.callbacks.Callback):
         self.stop_on_close = stop_on_close
         self.batch_size = batch_size
         self.demo = demo
+        self._viewer = viewer_process(viewer, log_dir)  # None: this process draws
         self.events: queue.SimpleQueue = queue.SimpleQueue()
         self.runs = 0
         self._recorder = RunRecorder(log_dir, title, smoothing)
@@ -159,7 +162,7 @@ class QtMonitor(WindowOwner, keras.callbacks.Callback):
             handed[1] = params
 
     def on_train_begin(self, logs=None) -> None:
-        from .qtapp import in_main_thread
+        from .qtapp import ensure_app, in_main_thread
 
         try:
             self._tracker.train_begin()
@@ -176,6 +179,9 @@ class QtMonitor(WindowOwner, keras.callbacks.Callback):
         self._reset_counters()
         self._end_capture()  # the last run's, if its fit raised before its receiver noticed
         self.events = queue.SimpleQueue()
+        if self._viewer is not None:  # a child process draws (kerasqt.viewer): this one only logs the run
+            self._unwatched(None)
+            return self._viewer.follow(self.log_path)
         main = in_main_thread()
         win = self._window if (self._window is not None and not self._window.is_closed) else None
         if main:
@@ -190,8 +196,6 @@ class QtMonitor(WindowOwner, keras.callbacks.Callback):
                             "QtMonitor.show() in the main thread first, or use fit_in_background")
             return
         if main:  # only the main thread may turn the event loop
-            from .qtapp import ensure_app
-
             self._main.begin(ensure_app(), lambda: self.fit_left(threading.main_thread().ident))
         else:
             self._main.end()
@@ -328,12 +332,13 @@ class QtMonitor(WindowOwner, keras.callbacks.Callback):
         except Exception:
             self._lr = None
 
-    def _unwatched(self, reason: str) -> None:
+    def _unwatched(self, reason: str | None) -> None:
         """No window for this run (training thread): warn, and keep the run log if there is one,
         written by a follower thread: a machine without a screen or without Qt still records the
         run, for ``kerasqt replay`` elsewhere."""
         self._recorder.open(self.events)
         if self._recorder.follow(self.alive):
             self._put = self.events.put
-            reason += f"; the run is logged to {self.log_path} (kerasqt replay shows it)"
-        warn_user(f"kerasqt: {reason}")
+            reason = reason and f"{reason}; the run is logged to {self.log_path} (kerasqt replay shows it)"
+        if reason:  # (None: a viewer process shows the run)
+            warn_user(f"kerasqt: {reason}")
