@@ -10,6 +10,7 @@ first stage of :mod:`kerasqt.exits` (:data:`~kerasqt.exits.JOBS`).
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 import traceback
@@ -64,11 +65,10 @@ class FitJob:
         Raises ``TimeoutError`` when ``timeout`` passes first, and the exception of
         ``fit`` if it raised one.
         """
-        from qtpy.QtWidgets import QApplication
-
         from .qtapp import in_main_thread
 
-        app = QApplication.instance() if in_main_thread() else None
+        widgets = sys.modules.get("qtpy.QtWidgets")  # (no Qt here when a viewer process draws)
+        app = widgets.QApplication.instance() if widgets is not None and in_main_thread() else None
         deadline = None if timeout is None else time.monotonic() + timeout
         while self._thread.is_alive():
             left = None if deadline is None else deadline - time.monotonic()
@@ -115,7 +115,8 @@ def fit_in_background(model, *args, callbacks=None, **kwargs) -> FitJob:
     if monitor.batch_size is None:
         bs = kwargs.get("batch_size", None if _is_dataset(args, kwargs) else 32)
         monitor.batch_size = bs if isinstance(bs, int) else None
-    monitor.show().show_training()
+    if monitor.draws_here:  # (a viewer process draws: this one opens no window)
+        monitor.show().show_training()
     kwargs.setdefault("verbose", 0)
     job = monitor._job = FitJob(model, monitor, args, {**kwargs, "callbacks": callbacks})
     exits.register(_stop_jobs, exits.JOBS)

@@ -23,6 +23,11 @@ class WindowOwner:
     """The monitor's window, and the monitor as the window's run source."""
 
     @property
+    def draws_here(self) -> bool:
+        """Whether this process shows the runs (False: a viewer process does, ``viewer="process"``)."""
+        return self._viewer is None
+
+    @property
     def window(self):
         """The monitor window, or None before :meth:`show` or the first ``fit``."""
         return self._window

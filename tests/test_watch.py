@@ -402,3 +402,33 @@ def test_viewer_process_draws_in_a_child_that_follows_the_runs(tmp_path):
     # the second viewer outlived the training process, and showed its run to the end
     assert f"watched 1 run ({runs[1].name}), 1 shown to their end" in out.split("qt []")[1]
     assert shot.stat().st_size > 20_000
+
+
+BACKGROUND_VIEWED = textwrap.dedent("""
+    import sys
+    import numpy as np
+    import keras
+    from kerasqt import QtMonitor, fit_in_background
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((160, 8)).astype("float32")
+    y = (x[:, :1] > 0).astype("float32")
+    model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(1, activation="sigmoid")])
+    model.compile("adam", "binary_crossentropy")
+    monitor = QtMonitor(log_dir=sys.argv[1], viewer="process")
+    history = fit_in_background(model, x, y, epochs=2, batch_size=16, callbacks=[monitor]).wait(timeout=60)
+    print("epochs", len(history.history["loss"]), "window", monitor.window)
+    print("qt", sorted(m for m in sys.modules if m.split(".")[0] in ("qtpy", "PyQt5", "PyQt6", "PySide6")))
+""")
+
+
+def test_a_background_fit_with_a_viewer_process_opens_no_window_in_the_training_process(tmp_path):
+    script, folder = tmp_path / "train.py", tmp_path / "runs"
+    script.write_text(BACKGROUND_VIEWED)
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "KERASQT_VIEWER_ARGS": "--seconds 1"}
+    r = subprocess.run([sys.executable, str(script), str(folder)], capture_output=True, text=True, timeout=120,
+                       env=env)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "epochs 2 window None" in r.stdout and "qt []" in r.stdout
+    (run,) = folder.glob("*.jsonl")
+    assert read_run(run).ended and read_run(run).count(BatchEvent) == 20
