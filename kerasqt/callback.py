@@ -26,6 +26,7 @@ import keras
 
 from . import exits
 from .capture import OutputCapture
+from .chief import is_chief
 from .events import EndEvent, EpochEvent, EvalEvent, StartEvent, numbers
 from .owner import WindowOwner
 from .pump import MainThreadFit
@@ -42,6 +43,36 @@ exits.register(end_logs_at_exit, exits.LOGS)
 TWICE = "this QtMonitor is in the callbacks twice: pass it once (one window needs one QtMonitor)"
 BUSY = ("this QtMonitor is already watching another fit, which is still running; give each fit that "
         "runs at the same time its own QtMonitor")
+
+def _check(smoothing, max_rate, max_fps, pump_interval, draw_budget, batch_size, log_dir) -> None:
+    """QtMonitor's arguments, each refused with a clear ValueError."""
+    if not 0.0 <= smoothing < 1.0:
+        raise ValueError(f"smoothing must be in [0, 1), got {smoothing!r}")
+    for name, value in (("max_rate", max_rate), ("max_fps", max_fps), ("pump_interval", pump_interval)):
+        if not isinstance(value, (int, float)) or not value > 0:
+            raise ValueError(f"{name} must be a positive number, got {value!r}")
+    if not 0 < draw_budget <= 1:
+        raise ValueError(f"draw_budget must be in (0, 1], got {draw_budget!r}")
+    if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
+        raise ValueError(f"batch_size must be a whole number >= 1 or None, got {batch_size!r}")
+    if not (log_dir is None or log_dir is DEFAULT_LOG_DIR or isinstance(log_dir, (str, os.PathLike))):
+        raise ValueError(f"log_dir must be a folder path or None, got {log_dir!r}")
+
+
+def _serve(serve: str | None, all_processes: bool):
+    """A RunServer at ``serve`` (default ``$KERASQT_SERVE``), or None; told on stderr."""
+    serve = serve if serve is not None else os.environ.get("KERASQT_SERVE") or None
+    if serve is None or not (all_processes or is_chief()):
+        return None
+    from .net import RunServer, parse_address
+
+    parse_address(serve)  # a bad address: its one-line ValueError now
+    server = RunServer(serve)
+    exits.register(server.close, exits.LOGS)
+    print(f"kerasqt: serving the runs at {server.address}: watch them with  kerasqt watch {server.address}",
+          file=sys.stderr)
+    return server
+
 
 class QtMonitor(WindowOwner, keras.callbacks.Callback):
     """Watch ``model.fit`` live in a Qt window.
@@ -63,6 +94,10 @@ class QtMonitor(WindowOwner, keras.callbacks.Callback):
             default is ``$KERASQT_LOG_DIR`` if set (set to empty: no log), else ``runs`` in the
             working directory. None: no log. ``log_path`` is the current or last run's file.
         viewer: "window": this process draws; "process": a child ``kerasqt watch`` draws (:mod:`kerasqt.viewer`).
+        serve: ``"HOST:PORT"``: stream each run to viewers (``kerasqt watch HOST:PORT``; :mod:`kerasqt.net`);
+            the default is ``$KERASQT_SERVE`` if set. Loopback unless told otherwise; port 0 picks one.
+        all_processes: in multi-worker training every process shows, logs and serves its runs; by
+            default only the chief (process index 0, :mod:`kerasqt.chief`) does, the others are silent.
 
     A ``fit`` that raises gets no ``on_train_end`` from Keras; the window learns that it is over
     when its thread ends, when the main thread is seen free, or at once inside
@@ -72,19 +107,11 @@ class QtMonitor(WindowOwner, keras.callbacks.Callback):
     def __init__(self, *, title: str = "kerasqt", smoothing: float = 0.9, max_rate: float = 30.0,
                  max_fps: float = 30.0, draw_budget: float = 0.02, pump_interval: float = 0.05,
                  capture_output: bool = True, stop_on_close: bool = False, batch_size: int | None = None,
-                 demo=None, log_dir=DEFAULT_LOG_DIR, viewer: str = "window") -> None:
+                 demo=None, log_dir=DEFAULT_LOG_DIR, viewer: str = "window", serve: str | None = None,
+                 all_processes: bool = False) -> None:
         super().__init__()
-        if not 0.0 <= smoothing < 1.0:
-            raise ValueError(f"smoothing must be in [0, 1), got {smoothing!r}")
-        for name, value in (("max_rate", max_rate), ("max_fps", max_fps), ("pump_interval", pump_interval)):
-            if not isinstance(value, (int, float)) or not value > 0:
-                raise ValueError(f"{name} must be a positive number, got {value!r}")
-        if not 0 < draw_budget <= 1:
-            raise ValueError(f"draw_budget must be in (0, 1], got {draw_budget!r}")
-        if batch_size is not None and (not isinstance(batch_size, int) or batch_size < 1):
-            raise ValueError(f"batch_size must be a whole number >= 1 or None, got {batch_size!r}")
-        if not (log_dir is None or log_dir is DEFAULT_LOG_DIR or isinstance(log_dir, (str, os.PathLike))):
-            raise ValueError(f"log_dir must be a folder path or None, got {log_dir!r}")
+        _check(smoothing, max_rate, max_fps, pump_interval, draw_budget, batch_size, log_dir)
+        self.all_processes = all_processes
         # Keras: our batch hooks only put into a queue, so they may run asynchronously.
         self.async_safe = True
         self.title = title
@@ -103,6 +130,7 @@ class QtMonitor(WindowOwner, keras.callbacks.Callback):
         self._recorder = RunRecorder(log_dir, title, smoothing)
         self._recorder.end_receiver = self._end_receiver
         self._recorder.feeding = lambda: self._put is not None
+        self._recorder.server = _serve(serve, all_processes)
         self._tracker = FitTracker()
         self._handed: dict[int, list] = {}  # thread -> [model, params] of a call set up meanwhile
         self._window = None
@@ -179,6 +207,8 @@ class QtMonitor(WindowOwner, keras.callbacks.Callback):
         self._reset_counters()
         self._end_capture()  # the last run's, if its fit raised before its receiver noticed
         self.events = queue.SimpleQueue()
+        if not (self.all_processes or is_chief()):
+            return  # another worker of a multi-worker training: the chief shows the run
         if self._viewer is not None:  # a child process draws (kerasqt.viewer): this one only logs the run
             self._unwatched(None)
             return self._viewer.follow(self.log_path)

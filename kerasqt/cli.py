@@ -70,10 +70,24 @@ def _speed(text: str) -> float:
 
 
 def _watch_target(text: str) -> str:
-    """A run log or a folder of them; one not there yet is waited for."""
+    """A run log or a folder of them (one not there yet is waited for), or a served run's HOST:PORT."""
     if os.path.exists(text) and not (os.path.isfile(text) or os.path.isdir(text)):
         raise argparse.ArgumentTypeError(f"not a run log file nor a folder: {text}")
+    if _is_address(text):
+        from .net import parse_address
+
+        try:
+            if not parse_address(text)[1]:
+                raise ValueError(f"a viewer needs the server's port: {text!r}")
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
     return text
+
+
+def _is_address(text: str) -> bool:
+    """Whether a watch target is a network address (HOST:PORT), not a path."""
+    head, sep, port = text.rpartition(":")
+    return bool(sep) and not os.path.exists(text) and port.isdigit() and "/" not in text and "\\" not in text
 
 
 def _export_path(text: str) -> str:
@@ -124,7 +138,8 @@ def build_parser() -> argparse.ArgumentParser:
     wt = sub.add_parser("watch", help="follow live runs through their run logs: one file as it grows, or a folder's "
                                       "newest run and each new one")
     wt.add_argument("target", metavar="TARGET", type=_watch_target,
-                    help="a run log (.jsonl) or a folder of them (waited for if not there yet)")
+                    help="a run log (.jsonl) or a folder of them (waited for if not there yet), or HOST:PORT of a "
+                         "run served with QtMonitor(serve=...) or KERASQT_SERVE")
     wt.add_argument("--first", metavar="RUN_FILE", help="in a folder: begin with this run (default: the newest)")
     wt.add_argument("--seconds", type=_positive_float, help="follow this long, then close (headless smoke mode)")
     wt.add_argument("--screenshot", type=_png_path, help="save a PNG of the window before closing")
@@ -297,6 +312,8 @@ IDLE_END = 5.0  # seconds: offscreen, ``watch`` ends this long after the last ru
 
 
 def _watch(args) -> int:
+    if _is_address(args.target):
+        return _watch_stream(args)
     from qtpy.QtCore import QTimer
 
     from .app import run_until_closed
@@ -328,4 +345,53 @@ def _watch(args) -> int:
     names = ", ".join(path.name for path in watcher.runs)
     print(f"watched {counted(len(watcher.runs), 'run')}{f' ({names})' if names else ''}, "
           f"{watcher.ended} shown to their end")
+    return 0
+
+
+def _watch_stream(args) -> int:
+    """``kerasqt watch HOST:PORT``: the runs a training process serves, each shown as it comes."""
+    from qtpy.QtCore import QTimer
+
+    from .app import run_until_closed
+    from .events import counted
+    from .net import NetSource
+    from .qtapp import is_offscreen, start_kernel_pump
+    from .window import MonitorWindow
+
+    window = MonitorWindow(title=f"kerasqt: watching {args.target}")
+    window.show_training()
+    window.show()
+    start_kernel_pump()
+    runs, ended, idle_since = [], [0], [time.monotonic()]
+    source = NetSource(args.target, on_new_run=lambda run: (runs.append(run), window.request_run(run)))
+
+    def finished() -> None:
+        ended[0] += 1
+        idle_since[0] = time.monotonic()
+
+    def end() -> None:
+        if not window.is_closed:
+            _finish(window, args.screenshot)
+            window.close()
+
+    def idle() -> None:  # offscreen: nobody can close the window
+        if ended[0] and not window.training_active and time.monotonic() - idle_since[0] >= IDLE_END:
+            end()
+
+    window.training.run_finished.connect(finished)
+    window.append_message("control", f"watching the runs served at {source.address}")
+    source.start()
+    if args.seconds is not None:
+        QTimer.singleShot(int(args.seconds * 1000), end)
+    elif is_offscreen():
+        timer = QTimer(window)
+        timer.timeout.connect(idle)
+        timer.start(500)
+    else:
+        print("close the window to exit")
+    try:
+        run_until_closed(window)
+    finally:
+        source.stop()
+    print(f"watched {counted(len(runs), 'run')} from {source.address}, {ended[0]} shown to their end")
     return 0

@@ -1,4 +1,5 @@
-"""The run log of a monitor's runs: one :class:`~kerasqt.runlog.RunLogWriter` per run.
+"""The run log of a monitor's runs: one :class:`~kerasqt.runlog.RunLogWriter` per run, and the
+stream of each run to viewers over the network (a :class:`~kerasqt.net.RunServer`, when serving).
 
 Thread ownership: :meth:`RunRecorder.open` runs on the training thread at a run's start;
 the writer's ``write`` (the :attr:`RunRecorder.tap`) runs on the receiver thread, which
@@ -10,9 +11,11 @@ error line naming the exception, and closes the file.
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import os
 import queue
+import socket
 import sys
 import time
 import warnings
@@ -58,15 +61,49 @@ def _folder(module) -> str:
     return os.path.dirname(path) + os.sep if path else ""
 
 
+class _Outlet:
+    """Where a run's drained events go: its log and the viewers of its stream; written like a
+    :class:`~kerasqt.runlog.RunLogWriter` (by the receiver thread, or a follower thread)."""
+
+    def __init__(self, log: RunLogWriter | None, server) -> None:
+        self.log, self.server = log, server
+        self.error = None
+        self._ended = False
+
+    @property
+    def closed(self) -> bool:
+        return self.log.closed if self.log is not None else self._ended
+
+    def write(self, events: list) -> None:
+        if self.server is not None and events:
+            try:
+                self.server.publish(events)
+            except Exception:  # (a viewer's trouble never reaches the run or its log)
+                pass
+            self._ended = self._ended or any(isinstance(ev, (EndEvent, ErrorEvent)) for ev in events)
+        if self.log is not None:
+            try:
+                self.log.write(events)
+            finally:
+                self.error = self.log.error
+
+    def close(self) -> None:
+        self._ended = True
+        if self.log is not None:
+            self.log.close()
+
+
 class RunRecorder:
     """Opens a log per run in ``log_dir`` (None: no logs), hands the receiver its writer, and
-    keeps the log whole when nobody watches."""
+    keeps the log whole when nobody watches. With a ``server``, each run is also streamed."""
 
     def __init__(self, log_dir, title: str, smoothing: float) -> None:
         self.log_dir = log_dir
         self.title = title
         self.smoothing = smoothing
         self.log: RunLogWriter | None = None
+        self.server = None  # a kerasqt.net.RunServer when the runs are served
+        self.outlet: _Outlet | None = None
         self.follower: LogFollower | None = None
         self.path = None  # the current or last run's file
         self._events: queue.SimpleQueue | None = None
@@ -77,33 +114,39 @@ class RunRecorder:
 
     @property
     def tap(self):
-        """Where the receiver writes each chunk it drains: the open log's ``write``, or None."""
-        return self.log.write if self.log is not None else None
+        """Where the receiver writes each chunk it drains (the log, the stream), or None."""
+        return self.outlet.write if self.outlet is not None else None
 
     def open(self, events: queue.SimpleQueue) -> None:
         """Start this run's log (training thread); a failure only warns. The last run's log is not
         closed here: it closes itself at its end or error event, which its receiver (or follower)
         may still be writing; a follower of the last run ends it now (with an error if it raised)."""
         self.end_follower()
-        self.log = None
+        self.log = self.outlet = None
         self.path = None
         self._events = events
         folder = resolve_log_dir(self.log_dir)
-        if folder is None:
-            return
-        try:
-            self.log = RunLogWriter.create(folder, kind="training", title=self.title, smoothing=self.smoothing)
-        except OSError as exc:
-            warn_user(f"kerasqt: no run log for this run: {exc}")
-            return
-        self.path = self.log.path
-        _open.add(self)
+        if folder is not None:
+            try:
+                self.log = RunLogWriter.create(folder, kind="training", title=self.title, smoothing=self.smoothing)
+            except OSError as exc:
+                warn_user(f"kerasqt: no run log for this run: {exc}")
+            else:
+                self.path = self.log.path
+                _open.add(self)
+        if self.server is not None:
+            header = self.log.header if self.log is not None else {
+                "kind": "training", "created": time.time(), "title": self.title, "smoothing": self.smoothing,
+                "pid": os.getpid(), "host": socket.gethostname()}
+            self.server.begin_run(header)
+        if self.log is not None or self.server is not None:
+            self.outlet = _Outlet(self.log, self.server)
 
     def follow(self, alive) -> bool:
         """Nobody drains the queue: a follower thread logs the rest of the run. False without a log."""
-        if self.log is None or self.log.closed or self._events is None:
+        if self.outlet is None or self.outlet.closed or self._events is None:
             return False
-        self.follower = LogFollower(self._events, self.log, alive=alive)
+        self.follower = LogFollower(self._events, self.outlet, alive=alive)
         self.follower.start()
         return True
 
@@ -121,7 +164,10 @@ class RunRecorder:
             follower.join(2.0)
 
     def write_after(self, ev) -> None:
-        """An evaluate() after the run: its line is appended to the run's log."""
+        """An evaluate() after the run: its line is appended to the run's log (and streamed)."""
+        if self.server is not None:
+            with contextlib.suppress(Exception):
+                self.server.publish([ev])
         if self.log is not None:
             try:
                 self.log.write_after([ev])

@@ -432,3 +432,50 @@ def test_a_background_fit_with_a_viewer_process_opens_no_window_in_the_training_
     assert "epochs 2 window None" in r.stdout and "qt []" in r.stdout
     (run,) = folder.glob("*.jsonl")
     assert read_run(run).ended and read_run(run).count(BatchEvent) == 20
+
+
+SERVED = textwrap.dedent("""
+    import sys, time
+    import numpy as np
+    import keras
+    from kerasqt import QtMonitor
+
+    class Slow(keras.callbacks.Callback):  # a run long enough to be joined late
+        def on_train_batch_end(self, batch, logs=None):
+            time.sleep(0.01)
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((32 * 150, 8)).astype("float32")
+    y = (x[:, :1] > 0).astype("float32")
+    model = keras.Sequential([keras.Input((8,)), keras.layers.Dense(1, activation="sigmoid")])
+    model.compile("adam", "binary_crossentropy")
+    monitor = QtMonitor(log_dir=sys.argv[2], serve=sys.argv[1])
+    print("ready", flush=True)
+    model.fit(x, y, epochs=2, batch_size=32, verbose=0, callbacks=[monitor, Slow()])
+    time.sleep(float(sys.argv[3]))  # viewers take the end before the process (and its server) goes
+    print("trained", flush=True)
+""")
+
+
+def test_a_served_run_is_watched_over_the_network_joined_late(tmp_path):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    address = f"127.0.0.1:{port}"
+    script, shot = tmp_path / "train.py", tmp_path / "net.png"
+    script.write_text(SERVED)
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
+    trainer = subprocess.Popen([sys.executable, str(script), address, str(tmp_path / "runs"), "6"], env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert trainer.stdout.readline().strip() == "ready"
+        time.sleep(4)  # into the run: the viewer joins late
+        r = subprocess.run([sys.executable, "-m", "kerasqt", "watch", address, "--screenshot", str(shot)],
+                           capture_output=True, text=True, timeout=120, env=env)
+        out, err = trainer.communicate(timeout=120)
+    finally:
+        trainer.kill()
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert f"serving the runs at {address}" in err
+    assert f"watched 1 run from {address}, 1 shown to their end" in r.stdout, r.stdout
+    assert shot.stat().st_size > 20_000

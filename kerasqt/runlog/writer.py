@@ -150,6 +150,7 @@ class RunLogWriter:
 
     def __init__(self, path: str | os.PathLike, header: dict) -> None:
         self.path = Path(path)
+        self.header = dict(header)  # (without format and version)
         self.lines = 0
         self.error: str | None = None
         self._lock = threading.Lock()
