@@ -195,25 +195,10 @@ class RunLogWriter:
         Lines go to the OS when ``FLUSH_EVERY`` s have passed since the last time, at an
         epoch end, and at the end; call ``write([])`` when idle to let that happen.
         """
-        now = time.time()
-        lines = []
-        sync = end = False
-        for ev in events:
-            t = type(ev)
-            if t is BatchRows:
-                lines += _rows_lines(ev)
-                continue
-            line = _batch_line(ev) if t is BatchEvent else None
-            if line is None:
-                obj = _encode(ev, now)
-                if obj is None:
-                    continue
-                line = _line(obj)
-            lines.append(line)
-            if t is EpochEvent:
-                sync = True
-            elif t is EndEvent or t is ErrorEvent:
-                end = True
+        lines = encode_lines(events)
+        kinds = {type(ev) for ev in events}
+        sync = EpochEvent in kinds
+        end = EndEvent in kinds or ErrorEvent in kinds
         with self._lock:
             fh = self._fh
             if fh is None:
