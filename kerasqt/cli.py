@@ -314,48 +314,48 @@ IDLE_END = 5.0  # seconds: offscreen, ``watch`` ends this long after the last ru
 def _watch(args) -> int:
     if _is_address(args.target):
         return _watch_stream(args)
-    from qtpy.QtCore import QTimer
 
-    from .app import run_until_closed
     from .events import counted
-    from .qtapp import is_offscreen
     from .watch import watch
 
     watcher = watch(args.target, first=args.first)
-    window = watcher.window
-
-    def end() -> None:
-        if not window.is_closed:
-            _finish(window, args.screenshot)
-            window.close()
-
-    def idle() -> None:  # offscreen: nobody can close the window
-        if watcher.ended and not watcher.live and time.monotonic() - watcher.idle_since >= IDLE_END:
-            end()
-
-    if args.seconds is not None:
-        QTimer.singleShot(int(args.seconds * 1000), end)
-    elif is_offscreen():
-        timer = QTimer(window)
-        timer.timeout.connect(idle)
-        timer.start(500)
-    else:
-        print("close the window to exit")
-    run_until_closed(window)
+    _watch_until_done(watcher.window, args,
+                      lambda: watcher.ended and not watcher.live and time.monotonic() - watcher.idle_since >= IDLE_END)
     names = ", ".join(path.name for path in watcher.runs)
     print(f"watched {counted(len(watcher.runs), 'run')}{f' ({names})' if names else ''}, "
           f"{watcher.ended} shown to their end")
     return 0
 
 
-def _watch_stream(args) -> int:
-    """``kerasqt watch HOST:PORT``: the runs a training process serves, each shown as it comes."""
+def _watch_until_done(window, args, done) -> None:
+    """Run the window's event loop: ``--seconds`` long, or offscreen (nobody can close it) until
+    ``done()`` says the runs shown have ended a while ago, or until the user closes it."""
     from qtpy.QtCore import QTimer
 
     from .app import run_until_closed
+    from .qtapp import is_offscreen
+
+    def end() -> None:
+        if not window.is_closed:
+            _finish(window, args.screenshot)
+            window.close()
+
+    if args.seconds is not None:
+        QTimer.singleShot(int(args.seconds * 1000), end)
+    elif is_offscreen():
+        timer = QTimer(window)
+        timer.timeout.connect(lambda: done() and end())
+        timer.start(500)
+    else:
+        print("close the window to exit")
+    run_until_closed(window)
+
+
+def _watch_stream(args) -> int:
+    """``kerasqt watch HOST:PORT``: the runs a training process serves, each shown as it comes."""
     from .events import counted
     from .net import NetSource
-    from .qtapp import is_offscreen, start_kernel_pump
+    from .qtapp import start_kernel_pump
     from .window import MonitorWindow
 
     window = MonitorWindow(title=f"kerasqt: watching {args.target}")
@@ -369,28 +369,12 @@ def _watch_stream(args) -> int:
         ended[0] += 1
         idle_since[0] = time.monotonic()
 
-    def end() -> None:
-        if not window.is_closed:
-            _finish(window, args.screenshot)
-            window.close()
-
-    def idle() -> None:  # offscreen: nobody can close the window
-        if ended[0] and not window.training_active and time.monotonic() - idle_since[0] >= IDLE_END:
-            end()
-
     window.training.run_finished.connect(finished)
     window.append_message("control", f"watching the runs served at {source.address}")
     source.start()
-    if args.seconds is not None:
-        QTimer.singleShot(int(args.seconds * 1000), end)
-    elif is_offscreen():
-        timer = QTimer(window)
-        timer.timeout.connect(idle)
-        timer.start(500)
-    else:
-        print("close the window to exit")
     try:
-        run_until_closed(window)
+        _watch_until_done(window, args, lambda: ended[0] and not window.training_active
+                          and time.monotonic() - idle_since[0] >= IDLE_END)
     finally:
         source.stop()
     print(f"watched {counted(len(runs), 'run')} from {source.address}, {ended[0]} shown to their end")
