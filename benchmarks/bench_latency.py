@@ -62,8 +62,6 @@ def main() -> None:
     monitor = QtMonitor(title="kerasqt latency benchmark", **kwargs)
     model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(1)])
     model.compile("adam", "mse")
-    monitor.set_model(model)
-    monitor.set_params({"epochs": 1, "steps": total, "verbose": 0})
     monitor.show()
     win = monitor.window
     for _ in range(20):
@@ -72,7 +70,9 @@ def main() -> None:
 
     produced = {"n": 0, "t0": 0.0, "t1": 0.0}
 
-    def produce() -> None:
+    def produce() -> None:  # the training thread: as Keras does, it hands the model and params, then begins
+        monitor.set_model(model)
+        monitor.set_params({"epochs": 1, "steps": total, "verbose": 0})
         monitor.on_train_begin()
         monitor.on_epoch_begin(0)
         t0 = produced["t0"] = time.perf_counter()

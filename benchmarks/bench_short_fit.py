@@ -9,6 +9,12 @@ and its run log on, in the main thread as in a script. Two sizes:
   CSVLogger and a plain callback (``on_train_batch_end: pass``) beside it, 10 pairs each;
 * 500 steps (one epoch): the ratio watched / bare, 5 alternating pairs.
 
+Wall-clock differences of fits this short scatter by tens of milliseconds on a shared 2-core
+machine, so beside each wall-clock figure the same pairs give the process' CPU time
+(``time.process_time``: every thread of this process, the receiver's and the drawing's
+included; what other processes do on the machine does not count):
+``fit_fixed_cost_cpu_ms``.
+
 What goes into the fixed cost, measured with timers around the monitor's hooks in extra fits
 (not in the figures above): ``on_train_begin`` and ``on_train_end`` in milliseconds.
 """
@@ -51,12 +57,15 @@ def main() -> None:
         "plain_callback": lambda: [PlainBatchEnd()],
     }
 
+    cpu: dict[str, list[float]] = {}
+
     def fit(name: str, steps: int) -> float:
         cbs = callbacks[name]()
         gc.collect()
-        t0 = time.perf_counter()
+        c0, t0 = time.process_time(), time.perf_counter()
         model.fit(x[: 32 * steps], y[: 32 * steps], batch_size=32, epochs=1, verbose=0, callbacks=cbs)
         seconds = time.perf_counter() - t0
+        cpu.setdefault(f"{name}:{steps}", []).append(time.process_time() - c0)
         settle(app, 0.15)  # the window shows the end between two fits, as between two cells
         return seconds
 
@@ -78,7 +87,9 @@ def main() -> None:
                      "pairs": pairs}
     print(f"20-step fits, {pairs} pairs with QtMonitor:", flush=True)
     for name, n in (("qtmonitor", pairs), ("csvlogger", anchor_pairs), ("plain_callback", anchor_pairs)):
+        cpu.clear()
         got = pairs_of(name, 20, n)
+        cpu_extra = [(w - b) * 1e3 for b, w in zip(cpu["bare:20"], cpu[f"{name}:20"], strict=True)]
         extra = [(w - b) * 1e3 for b, w in got]
         key = "fit_fixed_cost_ms" if name == "qtmonitor" else f"fit_fixed_cost_ms_{name}"
         ci = median_ci95(extra)
@@ -86,11 +97,15 @@ def main() -> None:
         figures[key + "_iqr"] = round(percentile(extra, 75) - percentile(extra, 25), 2)
         figures[key + "_ci95"] = [round(v, 2) for v in ci] if ci else None
         figures[f"ratio_20_steps_{name}"] = round(median([w / b for b, w in got]), 3)
+        cpu_key = key.replace("_ms", "_cpu_ms")
+        figures[cpu_key] = round(median(cpu_extra), 2)
+        figures[cpu_key + "_iqr"] = round(percentile(cpu_extra, 75) - percentile(cpu_extra, 25), 2)
         if name == "qtmonitor":
             figures["bare_20_steps_ms"] = round(median([b for b, _ in got]) * 1e3, 1)
             figures["fit_fixed_cost_ms_samples"] = [round(v, 1) for v in extra]
         print(f"  {name}: {figures[key]} ms more per fit (IQR {figures[key + '_iqr']}, 95 % interval "
-              f"{figures[key + '_ci95']}), ratio {figures[f'ratio_20_steps_{name}']}", flush=True)
+              f"{figures[key + '_ci95']}), ratio {figures[f'ratio_20_steps_{name}']}; CPU time "
+              f"{figures[cpu_key]} ms more (IQR {figures[cpu_key + '_iqr']})", flush=True)
     got = pairs_of("qtmonitor", 500, long_pairs)
     figures["ratio_500_steps_qtmonitor"] = round(median([w / b for b, w in got]), 3)
     figures["bare_500_steps_ms"] = round(median([b for b, _ in got]) * 1e3, 1)

@@ -85,8 +85,8 @@ def main() -> None:
     keep = ("fit_overhead_ratio", "redraw_ms_", "full_redraw_ms_", "full_redraw_stage_ms_", "redraw_cpu_ms_",
             "full_redraw_cpu_ms_", "history_mb_", "redraws_per_s", "events_per_s",
             "loop_lag", "latency_ms", "queue_depth_max", "bare_ms_per_step", "run_log_", "hooks_",
-            "receiver_cpu_", "fit_fixed_cost_ms", "ratio_20_steps_", "ratio_500_steps_", "bare_20_steps_",
-            "bare_500_steps_")
+            "receiver_cpu_", "fit_fixed_cost_ms", "fit_fixed_cost_cpu_ms", "ratio_20_steps_", "ratio_500_steps_",
+            "bare_20_steps_", "bare_500_steps_")
     for figures in parts.values():
         for key, value in scalars(figures).items():
             if key.startswith(keep) and not key.endswith(("_of_medians", "_measured_events")):

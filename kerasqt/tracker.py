@@ -24,7 +24,8 @@ Thread ownership: any thread calls in; a lock guards the state.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
 
 __all__ = ["Busy", "FitTracker", "Twice"]
 
@@ -37,14 +38,18 @@ class Twice(ValueError):
     """The same callback is in one call's callbacks twice."""
 
 
+PENDING_TTL = 30.0  # seconds a call set up but never begun (it raised before) holds the monitor
+
+
 @dataclass(frozen=True)
 class Holder:
     """The call that holds the monitor: its thread, whether that is the main thread, and whether
-    it is a fit that began (else a call being set up, whose kind is not known yet)."""
+    it is a fit that began (else a call being set up, whose kind is not known yet, since when)."""
 
     thread: int
     main: bool
     fit: bool
+    since: float = field(default_factory=time.monotonic)
 
 
 class FitTracker:
@@ -195,6 +200,8 @@ class FitTracker:
     def _alive(self, h: Holder) -> bool:
         if self._left and h.fit:
             return False
+        if not h.fit and time.monotonic() - h.since > PENDING_TTL:
+            return False  # set up long ago and never begun: that call raised before its begin hook
         if h.main:
             return True  # (the main thread lives on: only left() tells)
         return any(th.ident == h.thread for th in threading.enumerate())

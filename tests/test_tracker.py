@@ -127,3 +127,17 @@ def test_only_the_chief_of_a_multi_worker_training_is_process_zero(monkeypatch):
     monkeypatch.setenv("TF_CONFIG", "not json")
     monkeypatch.setenv("RANK", "3")  # torchrun's
     assert chief.process_index() == 3 and not chief.is_chief()
+
+
+def test_a_call_set_up_and_never_begun_lets_go_after_a_while(monkeypatch):
+    from kerasqt import tracker
+
+    tr = FitTracker()
+    tr.handed_model(), tr.handed_params()  # an evaluate() that raised before on_test_begin, say
+    out, finish = _in_thread(lambda: tr.held_by_other())
+    finish()
+    assert out["value"]  # held, for now
+    monkeypatch.setattr(tracker, "PENDING_TTL", 0.0)
+    out, finish = _in_thread(lambda: (tr.handed_model(), tr.handed_params(), tr.train_begin(), tr.running()))
+    finish()
+    assert out["value"][-1] is True  # another thread's fit was not refused
