@@ -166,8 +166,9 @@ def main(argv: list[str] | None = None) -> int:
 def _main(argv: list[str] | None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command is None:  # what there is to do, rather than an error about a missing argument
-        parser.print_help(sys.stderr)
+    if args.command is None:  # what there is to do, in one line like every other failure
+        print("kerasqt: error: name a command: demo, example, replay or watch (kerasqt --help tells more)",
+              file=sys.stderr)
         return 2
     runs = None
     if args.command == "replay":  # bad files are one line and exit 2, before any window
