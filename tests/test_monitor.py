@@ -454,6 +454,9 @@ def test_a_main_thread_fit_returns_at_once_and_the_window_then_shows_its_end(qtb
         assert win.catch_up()  # the next turn of the loop (a screenshot, a notebook cell) shows it
         assert win.training.running is False and win.status.text() == "training finished"
         assert win.training._receiver is None
+        from kerasqt.runlog import read_run
+
+        assert read_run(monitor.log_path).ended  # and the run log holds its end line
     finally:
         monitor.close()
 
