@@ -222,10 +222,7 @@ class MonitorWindow(WindowSaving, QMainWindow):
         thread now, from others queued."""
         from .qtapp import in_main_thread
 
-        if in_main_thread():
-            self._begin_run(monitor)
-        else:
-            self._run_requested.emit(monitor)
+        (self._begin_run if in_main_thread() else self._run_requested.emit)(monitor)
 
     def report_test(self, monitor, ev) -> None:
         """``monitor``'s ``evaluate()`` outside ``fit`` gave ``ev``; from the main thread now, from
