@@ -109,6 +109,9 @@ def fit_in_background(model, *args, callbacks=None, **kwargs) -> FitJob:
         job = monitor._job  # a job started but not yet inside its fit holds it too
         if monitor.busy_elsewhere() or (job is not None and not job.done()):
             raise RuntimeError(BUSY)
+        # This (main) thread is here, so no call of its own still runs: one that raised (a caught
+        # exception in fit, an evaluate that failed) lets go of the monitor for the job's fit.
+        monitor.fit_left(threading.get_ident())
     else:
         monitor = QtMonitor()
         callbacks.append(monitor)

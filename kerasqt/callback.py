@@ -239,6 +239,7 @@ class QtMonitor(WindowOwner, keras.callbacks.Callback):
         self._pump()
 
     def on_epoch_begin(self, epoch, logs=None) -> None:
+        self._main.beat()
         self._epoch = epoch
         self._last_batch = -1
         steps = (self.params or {}).get("steps")
@@ -321,6 +322,7 @@ class QtMonitor(WindowOwner, keras.callbacks.Callback):
         self._handed.pop(threading.get_ident(), None)
 
     def on_epoch_end(self, epoch, logs=None) -> None:
+        self._main.beat()
         # The batches it ran (at most the planned steps: _batch_cap), fewer if it was cut short
         # (stop_training, data ran out); Keras waits for pending batch hooks before this one. None
         # recorded (nobody watches): the planned steps.

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import queue
 import sys
 import time
 
@@ -354,7 +355,9 @@ def _watch_until_done(window, args, done) -> None:
 
 def _watch_stream(args) -> int:
     """``kerasqt watch HOST:PORT``: the runs a training process serves, each shown as it comes."""
-    from .events import counted
+    from qtpy.QtCore import QTimer
+
+    from .events import counted, drain
     from .net import NetSource
     from .qtapp import start_kernel_pump
     from .window import MonitorWindow
@@ -363,8 +366,12 @@ def _watch_stream(args) -> int:
     window.show_training()
     window.show()
     start_kernel_pump()
-    runs, ended, idle_since = [], [0], [time.monotonic()]
-    source = NetSource(args.target, on_new_run=lambda run: (runs.append(run), window.request_run(run)))
+    runs, ended, idle_since, notes = [], [0], [time.monotonic()], queue.SimpleQueue()
+    source = NetSource(args.target, on_new_run=lambda run: (runs.append(run), window.request_run(run)),
+                       on_note=notes.put)  # (from the source's thread: shown by the timer below)
+    shower = QTimer(window)
+    shower.timeout.connect(lambda: [window.append_message("control", text) for text in drain(notes)])
+    shower.start(250)
 
     def finished() -> None:
         ended[0] += 1

@@ -342,13 +342,15 @@ class NetSource(LoopThread):
     open go to the next run's queue first. ``stop()`` (or ``close()``) ends the watching.
     """
 
-    def __init__(self, address: str, *, on_new_run=None, retry: float = 1.0, gone_after: float = 5.0) -> None:
+    def __init__(self, address: str, *, on_new_run=None, on_note=None, retry: float = 1.0,
+                 gone_after: float = 5.0) -> None:
         super().__init__("kerasqt-net")
         self.host, self.port = parse_address(address)
         if not self.port:
             raise ValueError(f"a viewer needs the server's port: {address!r}")
         self.address = _joined(self.host, self.port)
         self.on_new_run, self.retry, self.gone_after = on_new_run, retry, gone_after
+        self.on_note = on_note  # called (this thread) with a note while no run is open
         self.current = NetRun(self, "", {}, 0)  # the last run that began (before the first: one that is over)
         self.current.ended = True
         self._notes: list[str] = []  # messages waiting for a run's queue
@@ -476,6 +478,8 @@ class NetSource(LoopThread):
                 self.current.put(MessageEvent("control", text))
             else:
                 self._notes = [*self._notes[-19:], text]
+                if self.on_note is not None:  # (told now too: no run's pane may open for a while)
+                    self.on_note(text)
 
     def _cut(self, run: NetRun, why: str) -> None:
         run.cut = True

@@ -4,8 +4,9 @@ While ``fit`` runs in the main thread (a script, a notebook cell), nothing else 
 Qt event loop: the monitor's batch hooks do, at most every ``interval`` seconds
 (:meth:`MainThreadFit.pump`). Keras tells callbacks nothing of a fit that raised; while it
 runs, only its hooks turn the loop, so a timer that fires outside them means the main thread
-is free: the fit has left (``on_left``). A script that dies in ``fit`` tells
-``sys.excepthook`` first, which calls ``on_left`` too, so that the traceback reaches the
+is free: the fit has left (``on_left``), unless a hook of the fit ran in the last second
+(another callback may turn the loop briefly inside ``fit``: ``plt.pause``, a second monitor). A script
+that dies in ``fit`` tells ``sys.excepthook`` first, which calls ``on_left`` too, so that the traceback reaches the
 terminal, not the window's output pane.
 
 Everything here runs in the main thread (the excepthook too).
@@ -21,6 +22,7 @@ __all__ = ["MainThreadFit"]
 
 _watching: weakref.WeakSet = weakref.WeakSet()  # MainThreadFits of fits running now
 _hooked = False
+_pumping = 0  # kerasqt's own turns of the event loop in progress (any monitor's)
 
 
 def _excepthook_once() -> None:
@@ -42,11 +44,12 @@ class MainThreadFit:
     """The event-loop side of one monitor's fits in the main thread (one at a time)."""
 
     FREE_CHECK_MS = 200
+    LEFT_AFTER = 1.0  # seconds without a hook of the fit before a turn of the loop outside it means it left
 
     def __init__(self) -> None:
         self.app = None  # the QApplication while a main-thread fit turns its loop
         self.on_left = None  # called once when the fit is seen gone
-        self._pumping = False
+        self.last_beat = 0.0  # when a hook of the fit last ran (beat(), due()): a fit keeps them coming
         self._next = 0.0
         self._timer = None
 
@@ -55,6 +58,7 @@ class MainThreadFit:
         from qtpy.QtCore import QTimer
 
         self.app, self.on_left, self._next = app, on_left, 0.0
+        self.last_beat = time.perf_counter()
         if self._timer is None:
             self._timer = QTimer()
             self._timer.setInterval(self.FREE_CHECK_MS)
@@ -63,9 +67,14 @@ class MainThreadFit:
         _watching.add(self)
         _excepthook_once()
 
+    def beat(self) -> None:
+        """A hook of the fit ran: it is still inside ``fit``."""
+        self.last_beat = time.perf_counter()
+
     def due(self) -> bool:
-        """Whether a turn of the event loop is due (cheap: called at every batch)."""
-        return self.app is not None and time.perf_counter() >= self._next
+        """Whether a turn of the event loop is due (cheap: called at every batch; a beat too)."""
+        now = self.last_beat = time.perf_counter()
+        return self.app is not None and now >= self._next
 
     def pump(self, interval: float, window) -> None:
         """Turn the event loop once; the next turn is due in ``interval`` s. A Ctrl-C that landed in
@@ -73,14 +82,15 @@ class MainThreadFit:
         app = self.app
         if app is None:
             return
+        global _pumping
         self._next = time.perf_counter() + interval
-        self._pumping = True
+        _pumping += 1
         try:
             app.processEvents()
         except Exception:  # a bug in a slot must not end training
             pass
         finally:
-            self._pumping = False
+            _pumping -= 1
         if window is not None and window.take_interrupt():
             raise KeyboardInterrupt
 
@@ -101,5 +111,7 @@ class MainThreadFit:
             on_left()
 
     def _tick(self) -> None:
-        if not self._pumping:  # the event loop turned outside the fit's hooks: it is over
+        # The event loop turned outside kerasqt's own turns, and no hook of the fit ran for a while
+        # (something else, plt.pause in a callback say, may turn the loop briefly inside fit).
+        if not _pumping and time.perf_counter() - self.last_beat > self.LEFT_AFTER:
             self.left()

@@ -338,7 +338,10 @@ class TrainingRefiner:
 
     def _epoch_done(self, ev: EpochEvent) -> EpochEvent:
         """Count, check and tell an epoch's end; returns it without a logged learning rate."""
+        from_logs = ev.lr is None  # (then a logged rate is the one the whole epoch ran with)
         ev = self._lr_apart(ev)
+        if from_logs and ev.lr is not None and ev.step >= self._epoch_start_step:
+            self._lr_at(self._epoch_start_step, ev.lr)  # from the epoch's start (a change: a point)
         self.counts["epochs"] += 1
         self._check_bad(ev.bad)
         if ev.lr is not None:

@@ -576,3 +576,46 @@ def test_the_receiver_wakes_often_until_the_first_batch_then_at_its_interval(qtb
             receiver.wake()
     finally:
         assert end_thread(receiver, thread)
+
+
+class _TurnsTheLoop(keras.callbacks.Callback):
+    """Another callback that turns the Qt event loop inside fit, as plt.pause does."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        from qtpy.QtWidgets import QApplication
+
+        time.sleep(0.25)  # past the free check's interval: its timer fires in the turns below
+        end = time.monotonic() + 0.1
+        while time.monotonic() < end:
+            QApplication.processEvents()
+            time.sleep(0.01)
+
+
+def test_a_fit_is_not_taken_for_gone_when_other_code_turns_the_event_loop_inside_it(qtbot):
+    # Two monitors in one main-thread fit (each turns the loop, firing the other's free check),
+    # and a callback that turns it itself: the fit goes on, and both runs end finished.
+    a, b = QtMonitor(title="a"), QtMonitor(title="b")
+    try:
+        x, y = _data(1024)
+        _model().fit(x, y, epochs=3, batch_size=32, verbose=0, callbacks=[a, b, _TurnsTheLoop()])
+        for mon in (a, b):
+            assert mon.window.catch_up()
+            assert mon.window.status.text() == "training finished", mon.window.pane_text("control")
+            assert mon.window.plot.shown()["loss"]["batches"] == 96
+    finally:
+        a.close()
+        b.close()
+
+
+def test_a_background_fit_runs_after_a_main_thread_call_that_raised(qtbot, monitor):
+    x, y = _data(256)
+    model = _model()
+    with pytest.raises(ValueError):  # an evaluate that fails before its begin hook: its claim stays
+        model.evaluate(np.zeros((4, 3)), np.zeros((4, 1)), callbacks=[monitor], verbose=0)
+    with pytest.raises(KeyboardInterrupt):  # a main-thread fit interrupted, caught by the user
+        model.fit(x, y, epochs=2, batch_size=32, verbose=0,
+                  callbacks=[monitor, _AtBatch(3, lambda logs: (_ for _ in ()).throw(KeyboardInterrupt))])
+    history = fit_in_background(model, x, y, epochs=1, batch_size=32, callbacks=[monitor]).wait(timeout=60)
+    assert len(history.history["loss"]) == 1
+    _finished(qtbot, monitor)
+    assert monitor.window.status.text() == "training finished"

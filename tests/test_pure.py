@@ -564,3 +564,17 @@ def test_learning_rate_in_the_logs_is_a_setting_shown_as_steps_not_a_metric():
     assert notes.index("learning rate 0.001 -> 0.0001 in epoch 2") < notes.index("epoch 2: loss 0.8")
     u = r.refine([EpochEvent(6, 2, 3.0, {"loss": 0.7, "learning_rate": 1e-4 * (1 + 1e-8)})])
     assert not [n for n in notes if "-> 0.0001 in epoch 3" in n]  # float32 rounding is no change
+
+
+def test_a_learning_rate_known_only_from_epoch_logs_steps_at_the_epochs_start():
+    # An old run log (or a fit whose optimizer's rate could not be read): the rate an epoch's logs
+    # give is the one it ran with, from its first batch on, not from its end.
+    r = TrainingRefiner()
+    r.refine([StartEvent(0.0, epochs=3, steps=2)])
+    lrs = []
+    for epoch, lr in enumerate((0.05, 0.05, 0.025)):
+        batches = [_batch(2 * epoch + i, 1.0, epoch=epoch) for i in (1, 2)]
+        u = r.refine(batches + [EpochEvent(2 * epoch + 2, epoch, 1.0 + epoch, {"loss": 1.0, "learning_rate": lr})])
+        lrs += u.lrs
+    assert (4, 0.025) in lrs and (6, 0.025) in lrs  # from the end of epoch 2 on (epoch 3's start)
+    assert all(lr == 0.05 for step, lr in lrs if step < 4)
