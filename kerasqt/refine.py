@@ -139,6 +139,7 @@ class TrainingRefiner:
         self._lr: float | None = None
         self._lr_shown: float | None = None  # the last learning rate put into an update's lrs
         self._lr_points: list[tuple[int, float]] = []
+        self._lr_epochs: set[int] = set()  # epochs whose batches carried the learning rate
         self._lr_logged: float | None = None  # the last one an epoch's logs gave (ReduceLROnPlateau...)
         self._epoch_start_step = 0  # global step at the end of the last finished epoch
         self._epoch_steps = 0  # steps of the last finished epoch (the planned ones may be unknown)
@@ -304,6 +305,8 @@ class TrainingRefiner:
                 self._lr = newest_lr
         self._rate_window.extend(zip(times, steps, strict=True))
         epochs = column("epochs")
+        if lrs is not None and newest_lr is not None:  # (rows with a rate: their epochs have it)
+            self._lr_epochs.update(set(epochs))
         if self._last_batch is None or steps[-1] >= self._last_batch.step:
             self._last_batch = BatchEvent(steps[-1], epochs[-1], times[-1], {})  # (its step, epoch and time)
         self.counts["batches"] += n
@@ -329,6 +332,7 @@ class TrainingRefiner:
             lr = ev.lr if ev.lr is not None else split_learning_rate(ev.values)[1]
             if lr is not None:
                 self._lr_at(ev.step, lr)
+                self._lr_epochs.add(ev.epoch)
             self._rate_window.append((ev.time, ev.step))
         newest = batches[-1]
         if self._last_batch is None or newest.step >= self._last_batch.step:
@@ -340,7 +344,7 @@ class TrainingRefiner:
         """Count, check and tell an epoch's end; returns it without a logged learning rate."""
         from_logs = ev.lr is None  # (then a logged rate is the one the whole epoch ran with)
         ev = self._lr_apart(ev)
-        if from_logs and ev.lr is not None and ev.step >= self._epoch_start_step:
+        if from_logs and ev.lr is not None and ev.epoch not in self._lr_epochs and ev.step >= self._epoch_start_step:
             self._lr_at(self._epoch_start_step, ev.lr)  # from the epoch's start (a change: a point)
         self.counts["epochs"] += 1
         self._check_bad(ev.bad)
