@@ -75,11 +75,10 @@ def _watch_target(text: str) -> str:
     if os.path.exists(text) and not (os.path.isfile(text) or os.path.isdir(text)):
         raise argparse.ArgumentTypeError(f"not a run log file nor a folder: {text}")
     if _is_address(text):
-        from .net import parse_address
+        from .net import viewer_address
 
         try:
-            if not parse_address(text)[1]:
-                raise ValueError(f"a viewer needs the server's port: {text!r}")
+            viewer_address(text)
         except ValueError as exc:
             raise argparse.ArgumentTypeError(str(exc)) from None
     return text

@@ -33,7 +33,7 @@ from .runlog.common import MAX_LINE, RunLogError
 from .runlog.reader import check_header, decode_line
 from .runlog.writer import encode_lines, header_line
 
-__all__ = ["KEEP_BYTES", "VIEWER_BYTES", "NetRun", "NetSource", "RunServer", "parse_address"]
+__all__ = ["KEEP_BYTES", "VIEWER_BYTES", "NetRun", "NetSource", "RunServer", "parse_address", "viewer_address"]
 
 log = logging.getLogger("kerasqt")
 
@@ -58,6 +58,14 @@ def parse_address(address: str) -> tuple[str, int]:
     if not (port.isascii() and port.isdigit()) or int(port) > 65535:
         raise ValueError(f"not a port number (0 to 65535): {port!r} in {address!r}")
     return host or "127.0.0.1", int(port)
+
+
+def viewer_address(address: str) -> tuple[str, int]:
+    """:func:`parse_address` for a viewer, which needs the server's port (not 0)."""
+    host, port = parse_address(address)
+    if not port:
+        raise ValueError(f"a viewer needs the server's port: {address!r}")
+    return host, port
 
 
 def _joined(host: str, port: int) -> str:
@@ -345,9 +353,7 @@ class NetSource(LoopThread):
     def __init__(self, address: str, *, on_new_run=None, on_note=None, retry: float = 1.0,
                  gone_after: float = 5.0) -> None:
         super().__init__("kerasqt-net")
-        self.host, self.port = parse_address(address)
-        if not self.port:
-            raise ValueError(f"a viewer needs the server's port: {address!r}")
+        self.host, self.port = viewer_address(address)
         self.address = _joined(self.host, self.port)
         self.on_new_run, self.retry, self.gone_after = on_new_run, retry, gone_after
         self.on_note = on_note  # called (this thread) with a note while no run is open

@@ -72,9 +72,12 @@ class MainThreadFit:
         self.last_beat = time.perf_counter()
 
     def due(self) -> bool:
-        """Whether a turn of the event loop is due (cheap: called at every batch; a beat too)."""
+        """Whether a turn of the event loop is due (cheap: called at every batch; in a main-thread
+        fit a beat too). Outside one (no ``app``) it reads no clock."""
+        if self.app is None:
+            return False
         now = self.last_beat = time.perf_counter()
-        return self.app is not None and now >= self._next
+        return now >= self._next
 
     def pump(self, interval: float, window) -> None:
         """Turn the event loop once; the next turn is due in ``interval`` s. A Ctrl-C that landed in

@@ -293,6 +293,7 @@ class TrainingRefiner:
             if not is_learning_rate(key):
                 values[key], smoothed[key] = self._smooth(key, column("values", key), steps)
         times = column("times")
+        epochs = column("epochs")
         lrs = column("lrs") if any(r.lrs is not None for r in rows) else None
         if lrs is not None:
             shown = self._lr_shown
@@ -303,10 +304,8 @@ class TrainingRefiner:
             newest_lr = next((lr for lr in reversed(lrs) if lr is not None), None)
             if newest_lr is not None:
                 self._lr = newest_lr
+                self._lr_epochs.update(set(epochs))  # (rows with a rate: their epochs have it)
         self._rate_window.extend(zip(times, steps, strict=True))
-        epochs = column("epochs")
-        if lrs is not None and newest_lr is not None:  # (rows with a rate: their epochs have it)
-            self._lr_epochs.update(set(epochs))
         if self._last_batch is None or steps[-1] >= self._last_batch.step:
             self._last_batch = BatchEvent(steps[-1], epochs[-1], times[-1], {})  # (its step, epoch and time)
         self.counts["batches"] += n

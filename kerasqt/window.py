@@ -110,7 +110,6 @@ class MonitorWindow(WindowSaving, QMainWindow):
         self.is_closed = False
         self.last_update: TrainingUpdate | None = None
         self.training_active = False
-        self._fit_in_main = False
         self.interrupted = False  # Ctrl-C landed in a slot (see take_interrupt)
         self.internal_errors = 0
         self._build(demo)
@@ -257,14 +256,13 @@ class MonitorWindow(WindowSaving, QMainWindow):
             self.monitor = monitor
             self.training_active = True
             self.pacer.run_began(monitor.loop_interval)  # (not None: a fit in the main thread turns our loop)
-            self._fit_in_main = monitor.loop_interval is not None
             self.stop_training_button.setEnabled(monitor.can_stop())
             self.status.setText("training")
             # A fit in the main thread waits for every turn of the event loop: the receiver then
             # wakes 2.5 times a second, and each update is drawn in the turn that brings it.
             self.training.begin(monitor.events, smoothing=monitor.smoothing, max_rate=monitor.max_rate,
                                 alive=monitor.alive, tap=monitor.tap,
-                                interval=self.MAIN_FIT_RECEIVER_INTERVAL if self._fit_in_main else None)
+                                interval=None if monitor.loop_interval is None else self.MAIN_FIT_RECEIVER_INTERVAL)
         except Exception:
             self.training_active = False
             monitor.finished()  # nobody receives this run: the source stops queueing it
