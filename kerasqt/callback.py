@@ -30,8 +30,9 @@ from .chief import is_chief
 from .events import EndEvent, EpochEvent, EvalEvent, StartEvent, numbers
 from .owner import WindowOwner
 from .pump import MainThreadFit
-from .recorder import RunRecorder, end_logs_at_exit, warn_user
+from .recorder import RunRecorder, end_logs_at_exit
 from .runlog import DEFAULT_LOG_DIR
+from .steer import Patience, Steering
 from .tracker import Busy, FitTracker, Twice
 from .viewer import viewer_process
 
@@ -96,6 +97,8 @@ class QtMonitor(WindowOwner, keras.callbacks.Callback):
         viewer: "window": this process draws; "process": a child ``kerasqt watch`` draws (:mod:`kerasqt.viewer`).
         serve: ``"HOST:PORT"``: stream each run to viewers (``kerasqt watch HOST:PORT``; :mod:`kerasqt.net`);
             the default is ``$KERASQT_SERVE`` if set. Loopback unless told otherwise; port 0 picks one.
+        early_stopping: the ``keras.callbacks.EarlyStopping`` of the fit, if any: its best epoch is
+            marked and its patience counted down in the window (read from its public attributes).
         all_processes: in multi-worker training every process shows, logs and serves its runs; by
             default only the chief (process index 0, :mod:`kerasqt.chief`) does, the others are silent.
 
@@ -108,7 +111,7 @@ class QtMonitor(WindowOwner, keras.callbacks.Callback):
                  max_fps: float = 30.0, draw_budget: float = 0.02, pump_interval: float = 0.05,
                  capture_output: bool = True, stop_on_close: bool = False, batch_size: int | None = None,
                  demo=None, log_dir=DEFAULT_LOG_DIR, viewer: str = "window", serve: str | None = None,
-                 all_processes: bool = False) -> None:
+                 all_processes: bool = False, early_stopping=None) -> None:
         super().__init__()
         _check(smoothing, max_rate, max_fps, pump_interval, draw_budget, batch_size, log_dir)
         self.all_processes = all_processes
@@ -131,6 +134,10 @@ class QtMonitor(WindowOwner, keras.callbacks.Callback):
         self._recorder.end_receiver = self._end_receiver
         self._recorder.feeding = lambda: self._put is not None
         self._recorder.server = _serve(serve, all_processes)
+        if self._recorder.server is not None:  # a viewer's controls (with the stream's token)
+            self._recorder.server.on_control = self.control
+        self._steer = Steering()  # controls from the window, viewers and code (kerasqt.steer)
+        self._patience = Patience(early_stopping) if early_stopping is not None else None
         self._tracker = FitTracker()
         self._handed: dict[int, list] = {}  # thread -> [model, params] of a call set up meanwhile
         self._window = None
@@ -148,25 +155,6 @@ class QtMonitor(WindowOwner, keras.callbacks.Callback):
         self._lr = None
         self._next_lr = 0.0
         self._batch_cap = sys.maxsize  # the last batch index of an epoch (Keras may report one past it)
-
-    @property
-    def log_dir(self):
-        """Folder of the run logs (see the class docstring); takes effect at the next run."""
-        return self._recorder.log_dir
-
-    @log_dir.setter
-    def log_dir(self, value) -> None:
-        self._recorder.log_dir = value
-
-    @property
-    def log_path(self):
-        """The current or last run's log file, or None."""
-        return self._recorder.path
-
-    @property
-    def tap(self):
-        """The receiver writes what it drains here: the run log's writer, or None."""
-        return self._recorder.tap
 
     # -- Keras hooks (training thread) -------------------------------------------------------------
     # Keras hands each call's model and params to its callbacks before its begin hook. A running fit
@@ -235,6 +223,7 @@ class QtMonitor(WindowOwner, keras.callbacks.Callback):
             if not main:  # this training thread's lines are this window's, whatever starts later
                 self._capture.set_source(threading.get_ident(), "worker")
         self._put = self.events.put
+        self._steering()
         win.request_run(self)
         self._pump()
 
@@ -245,6 +234,8 @@ class QtMonitor(WindowOwner, keras.callbacks.Callback):
         steps = (self.params or {}).get("steps")
         self._batch_cap = steps - 1 if steps else sys.maxsize
         self._read_lr()
+        if self._patience is not None:
+            self._patience.read(self._put)  # (the last epoch's, after every callback's on_epoch_end)
         self._put_start(epoch)
 
     def _put_start(self, initial_epoch: int) -> None:
@@ -255,9 +246,10 @@ class QtMonitor(WindowOwner, keras.callbacks.Callback):
             self._started = True
             p = self.params or {}
             put(StartEvent(time.time(), p.get("epochs"), p.get("steps"), self.batch_size,
-                           initial_epoch=initial_epoch, run=f"run {self.runs}"))
+                           initial_epoch=initial_epoch, run=f"run {self.runs}", lr_fixed=self._steer.lr_fixed))
 
     def on_train_batch_begin(self, batch, logs=None) -> None:
+        self._steer.batch_begin(self.model, self._offset + batch)  # controls asked for, if any
         if self._main.due():
             self._pump()
             if time.monotonic() >= self._next_lr:
@@ -333,12 +325,18 @@ class QtMonitor(WindowOwner, keras.callbacks.Callback):
         if put is not None:
             values, bad = numbers(logs)
             put(EpochEvent(self._offset, epoch, time.time(), values, bad, self._lr))
+        self._steer.epoch_end(self.model, self._offset)
+        if self._patience is not None:
+            self._patience.epoch_ended(epoch, self._offset)
         self._pump()
 
     def on_train_end(self, logs=None) -> None:
         self._tracker.train_end()
         self._put_start((self.params or {}).get("epochs") or 0)  # (when no epoch began: none was left to run)
         put = self._put
+        if self._patience is not None:
+            self._patience.read(put, end=True)
+        self._steer.end()  # controls not applied yet are refused, before the end
         if put is not None:
             stopped = bool(getattr(self.model, "stop_training", False))
             put(EndEvent(self._offset + self._last_batch + 1, time.time(), stopped))
@@ -357,20 +355,16 @@ class QtMonitor(WindowOwner, keras.callbacks.Callback):
     def _pump(self) -> None:
         self._main.pump(self.pump_interval, self._window)
 
+    def _steering(self) -> None:
+        """Controls are taken for the run from now on (training thread, its queue set)."""
+        path = self.log_path
+        self._steer.begin(self._put, self.model, path and path.stem, path and path.parent)
+        if self._patience is not None:
+            self._patience.begin()
+
     def _read_lr(self) -> None:
         self._next_lr = time.monotonic() + 1.0
         try:
             self._lr = float(self.model.optimizer.learning_rate)
         except Exception:
             self._lr = None
-
-    def _unwatched(self, reason: str | None) -> None:
-        """No window for this run (training thread): warn, and keep the run log if there is one,
-        written by a follower thread: a machine without a screen or without Qt still records the
-        run, for ``kerasqt replay`` elsewhere."""
-        self._recorder.open(self.events)
-        if self._recorder.follow(self.alive):
-            self._put = self.events.put
-            reason = reason and f"{reason}; the run is logged to {self.log_path} (kerasqt replay shows it)"
-        if reason:  # (None: a viewer process shows the run)
-            warn_user(f"kerasqt: {reason}")

@@ -20,12 +20,14 @@ import numpy as np
 __all__ = [
     "BatchEvent",
     "BatchRows",
+    "ControlEvent",
     "EndEvent",
     "EpochEvent",
     "ErrorEvent",
     "EvalEvent",
     "Event",
     "MessageEvent",
+    "PatienceEvent",
     "SineEvent",
     "StartEvent",
     "batch_event",
@@ -99,6 +101,7 @@ class StartEvent:
     batch_size: int | None = None
     initial_epoch: int = 0
     run: str = ""
+    lr_fixed: str = ""  # why the learning rate cannot be set from the window ("": it can)
 
 
 @dataclass(frozen=True, slots=True)
@@ -228,6 +231,40 @@ class ErrorEvent:
     how: str = "failed"
 
 
+@dataclass(frozen=True, slots=True)
+class ControlEvent:
+    """A control of the run (:mod:`kerasqt.steer`): asked for, applied by the training thread between
+    batches, or refused (``ok=False``); ``text`` says it in one line for the control pane.
+
+    ``action`` is ``stop`` (after the current batch), ``stop_epoch`` (after the current epoch),
+    ``save`` (a checkpoint: ``path``) or ``lr`` (the learning rate set to ``value``)."""
+
+    step: int
+    time: float
+    action: str
+    text: str
+    ok: bool = True
+    value: float | None = None
+    path: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class PatienceEvent:
+    """What an ``EarlyStopping`` callback holds after an epoch (its public attributes): epochs
+    without improvement of ``monitor`` (``wait`` of ``patience``), its best epoch and value so far,
+    and at the run's end ``restored``: the epoch whose weights it restores (else None)."""
+
+    step: int
+    epoch: int
+    time: float
+    monitor: str
+    wait: int
+    patience: int
+    best_epoch: int | None = None
+    best: float | None = None
+    restored: int | None = None
+
+
 def is_learning_rate(key: str) -> bool:
     """Whether a logged key is the learning rate (``ReduceLROnPlateau`` and ``LearningRateScheduler``
     log ``learning_rate``, one ``learning_rate_<name>`` per optimizer of several; older code ``lr``):
@@ -309,7 +346,8 @@ class SineEvent:
     y: np.ndarray = field(repr=False)
 
 
-Event = StartEvent | BatchEvent | BatchRows | EvalEvent | EpochEvent | EndEvent | ErrorEvent | MessageEvent | SineEvent
+Event = (StartEvent | BatchEvent | BatchRows | EvalEvent | EpochEvent | EndEvent | ErrorEvent | MessageEvent
+         | SineEvent | ControlEvent | PatienceEvent)
 
 
 def numbers(logs) -> tuple[dict[str, float], tuple[str, ...]]:

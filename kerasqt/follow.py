@@ -215,6 +215,11 @@ class FollowSource(LoopThread):
     def can_stop(self) -> bool:
         return False  # the training is another process's
 
+    def control(self, action: str, args: dict | None = None) -> str:
+        from .steer import ControlError
+
+        raise ControlError(f"a followed run log cannot be controlled: {action} refused")
+
     def run_over(self) -> bool:
         return self.ended
 

@@ -319,6 +319,11 @@ class NetRun:
     def stop(self) -> None:
         """Nothing to stop."""
 
+    def control(self, action: str, args: dict | None = None) -> str:
+        from .steer import ControlError
+
+        raise ControlError(f"this viewer (no control token) cannot be controlled: {action} refused")
+
     def run_over(self) -> bool:
         return self.ended
 

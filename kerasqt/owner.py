@@ -15,12 +15,33 @@ import threading
 import time
 
 from .events import ErrorEvent, counted
+from .recorder import warn_user
+from .steer import ControlError
 
 __all__ = ["WindowOwner"]
 
 
 class WindowOwner:
     """The monitor's window, and the monitor as the window's run source."""
+
+    @property
+    def log_dir(self):
+        """Folder of the run logs (see the class docstring); takes effect at the next run."""
+        return self._recorder.log_dir
+
+    @log_dir.setter
+    def log_dir(self, value) -> None:
+        self._recorder.log_dir = value
+
+    @property
+    def log_path(self):
+        """The current or last run's log file, or None."""
+        return self._recorder.path
+
+    @property
+    def tap(self):
+        """The receiver writes what it drains here: the run log's writer, or None."""
+        return self._recorder.tap
 
     @property
     def draws_here(self) -> bool:
@@ -69,10 +90,35 @@ class WindowOwner:
         if self._window is not None and not self._window.is_closed:
             self._window.close()
 
+    # -- controls (any thread; kerasqt.steer) -------------------------------------------------------
+    def control(self, action: str, args: dict | None = None) -> str:
+        """Apply a control to the run going on: ``"stop"``, ``"stop_epoch"``, ``"save"`` (``{"whole":
+        bool}``) or ``"lr"`` (``{"value": v}`` or ``{"factor": f}``). Returns what will happen, in a
+        few words; raises :class:`~kerasqt.steer.ControlError` (one line) for a bad control, or when no
+        run is going (a control is never kept for the next run)."""
+        return self._steer.ask(action, args, model=self.model)
+
     def stop_training(self) -> None:
-        """Ask ``fit`` to stop after the current batch (any thread)."""
-        if self.model is not None:
-            self.model.stop_training = True
+        """Ask ``fit`` to stop after the current batch (any thread; with no run going, only the flag)."""
+        try:
+            self.control("stop")
+        except ControlError:
+            if self.model is not None:
+                self.model.stop_training = True
+
+    def stop_after_epoch(self) -> str:
+        """Ask ``fit`` to stop at the end of the current epoch (any thread)."""
+        return self.control("stop_epoch")
+
+    def save_checkpoint(self, whole: bool = False) -> str:
+        """Save the weights (``whole``: the whole model, ``.keras``) at the next batch, next to the run log
+        (any thread); the control pane and the run log say where."""
+        return self.control("save", {"whole": whole})
+
+    def set_learning_rate(self, value: float | None = None, *, factor: float | None = None) -> str:
+        """Set the optimizer's learning rate to ``value``, or multiply it by ``factor``, at the next batch
+        (any thread). Refused (:class:`~kerasqt.steer.ControlError`) when a schedule drives it."""
+        return self.control("lr", {"value": value} if factor is None else {"factor": factor})
 
     def export(self, path) -> str:
         """Save the window's figure (``.png``, ``.svg``, ``.pdf``) or metrics (``.csv``); main thread."""
@@ -151,6 +197,18 @@ class WindowOwner:
     def busy_elsewhere(self) -> bool:
         """Whether a ``fit`` of another thread that is still running holds this monitor."""
         return self._tracker.held_by_other()
+
+    def _unwatched(self, reason: str | None) -> None:
+        """No window for this run (training thread): warn, and keep the run log if there is one,
+        written by a follower thread: a machine without a screen or without Qt still records the
+        run, for ``kerasqt replay`` elsewhere."""
+        self._recorder.open(self.events)
+        if self._recorder.follow(self.alive):
+            self._put = self.events.put
+            self._steering()
+            reason = reason and f"{reason}; the run is logged to {self.log_path} (kerasqt replay shows it)"
+        if reason:  # (None: a viewer process shows the run)
+            warn_user(f"kerasqt: {reason}")
 
     # -- ends ------------------------------------------------------------------------------------------
     def _end_receiver(self) -> None:

@@ -53,6 +53,11 @@ class ReplaySource:
     def stop(self) -> None:
         """Nothing to stop."""
 
+    def control(self, action: str, args: dict | None = None) -> str:
+        from .steer import ControlError
+
+        raise ControlError(f"a replayed run cannot be controlled: {action} refused")
+
     def run_over(self) -> bool:
         return self.feeder.done
 

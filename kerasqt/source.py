@@ -48,6 +48,10 @@ class RunSource(Protocol):
     def stop(self) -> None:
         """Ask the producer to stop (the window's *Stop training*)."""
 
+    def control(self, action: str, args: dict | None = None) -> str:
+        """Apply a control (:mod:`kerasqt.steer`): returns what will happen in a few words, raises
+        :class:`~kerasqt.steer.ControlError` with one line when refused. Only when :meth:`can_stop`."""
+
     def run_over(self) -> bool:
         """Whether the producer has queued the run's end (the window may then wait for its
         receiver to deliver the rest: :meth:`~kerasqt.window.MonitorWindow.catch_up`)."""

@@ -353,7 +353,7 @@ HEADER = json.dumps({"format": FORMAT, "version": 1, "kind": "training"})
     (b"loss,accuracy\n0.1,0.2\n", "not a kerasqt run log"),
     (b'{"some": "json"}\n', "not a kerasqt run log"),
     (b"\x80\x04\x95\x15\x00\x00\x00\x00\x00\x00\x00\x8c\x02os\x94\x8c\x06system\x94\x93\x94.", "not a kerasqt run log"),
-    (json.dumps({"format": FORMAT, "version": 2, "kind": "training"}).encode() + b"\n", "newer kerasqt"),
+    (json.dumps({"format": FORMAT, "version": VERSION + 1, "kind": "training"}).encode() + b"\n", "newer kerasqt"),
     (json.dumps({"format": FORMAT, "version": True, "kind": "training"}).encode() + b"\n", "format version"),
     (json.dumps({"format": FORMAT, "version": 1, "kind": "python"}).encode() + b"\n", "unknown kind"),
     (json.dumps({"format": FORMAT, "version": 1, "kind": ["training"]}).encode() + b"\n", "unknown kind"),

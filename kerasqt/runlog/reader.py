@@ -16,11 +16,13 @@ import numpy as np
 
 from ..events import (
     BatchEvent,
+    ControlEvent,
     EndEvent,
     EpochEvent,
     ErrorEvent,
     EvalEvent,
     MessageEvent,
+    PatienceEvent,
     SineEvent,
     StartEvent,
     counted,
@@ -112,7 +114,7 @@ def _short(v) -> str:
 _FIELDS = {
     "start": (StartEvent, [("time", _finite_num, _REQUIRED), ("epochs", _opt(_int), None),
                            ("steps", _opt(_int), None), ("batch_size", _opt(_int), None),
-                           ("initial_epoch", _int, 0), ("run", _str, "")]),
+                           ("initial_epoch", _int, 0), ("run", _str, ""), ("lr_fixed", _str, "")]),
     "batch": (BatchEvent, [("step", _int, _REQUIRED), ("epoch", _int, _REQUIRED), ("time", _finite_num, _REQUIRED),
                            ("values", _values, _REQUIRED), ("bad", _strs, ()), ("lr", _opt(_num), None)]),
     "eval": (EvalEvent, [("step", _int, _REQUIRED), ("epoch", _int, _REQUIRED), ("time", _finite_num, _REQUIRED),
@@ -122,10 +124,18 @@ _FIELDS = {
     "end": (EndEvent, [("step", _int, _REQUIRED), ("time", _finite_num, _REQUIRED), ("stopped", _bool, False)]),
     "error": (ErrorEvent, [("time", _finite_num, _REQUIRED), ("message", _str, _REQUIRED)]),
     "message": (MessageEvent, [("source", _str, _REQUIRED), ("text", _str, _REQUIRED)]),
+    "control": (ControlEvent, [("step", _int, _REQUIRED), ("time", _finite_num, _REQUIRED), ("action", _str, _REQUIRED),
+                               ("text", _str, _REQUIRED), ("ok", _bool, True), ("value", _opt(_num), None),
+                               ("path", _str, "")]),
+    "patience": (PatienceEvent, [("step", _int, _REQUIRED), ("epoch", _int, _REQUIRED),
+                                 ("time", _finite_num, _REQUIRED),
+                                 ("monitor", _str, _REQUIRED), ("wait", _int, _REQUIRED), ("patience", _int, _REQUIRED),
+                                 ("best_epoch", _opt(_int), None), ("best", _opt(_num), None),
+                                 ("restored", _opt(_int), None)]),
     "sine": (SineEvent, [("index", _int, _REQUIRED), ("periods", _int, _REQUIRED), ("x", _floats, _REQUIRED),
                          ("y", _floats, _REQUIRED)]),
 }
-_KINDS = {"training": {"start", "batch", "eval", "epoch", "end", "error", "message"},
+_KINDS = {"training": {"start", "batch", "eval", "epoch", "end", "error", "message", "control", "patience"},
           "sine": {"sine", "message", "end", "error"}}
 
 

@@ -25,11 +25,13 @@ import numpy as np
 from ..events import (
     BatchEvent,
     BatchRows,
+    ControlEvent,
     EndEvent,
     EpochEvent,
     ErrorEvent,
     EvalEvent,
     MessageEvent,
+    PatienceEvent,
     SineEvent,
     StartEvent,
 )
@@ -80,14 +82,24 @@ def _encode(ev, now: float) -> dict | None:
         return {"type": "eval", "time": ev.time, "step": ev.step, "epoch": ev.epoch, "values": ev.values,
                 "kind": ev.kind, "bad": ev.bad}
     if t is StartEvent:
-        return {"type": "start", "time": ev.time, "epochs": ev.epochs, "steps": ev.steps,
-                "batch_size": ev.batch_size, "initial_epoch": ev.initial_epoch, "run": ev.run}
+        obj = {"type": "start", "time": ev.time, "epochs": ev.epochs, "steps": ev.steps,
+               "batch_size": ev.batch_size, "initial_epoch": ev.initial_epoch, "run": ev.run}
+        if ev.lr_fixed:
+            obj["lr_fixed"] = ev.lr_fixed
+        return obj
     if t is EndEvent:
         return {"type": "end", "time": ev.time, "step": ev.step, "stopped": ev.stopped}
     if t is ErrorEvent:
         return {"type": "error", "time": ev.time, "message": ev.message}
     if t is MessageEvent:
         return {"type": "message", "time": now, "source": ev.source, "text": ev.text}
+    if t is ControlEvent:
+        return {"type": "control", "time": ev.time, "step": ev.step, "action": ev.action, "text": ev.text,
+                "ok": ev.ok, "value": ev.value, "path": ev.path}
+    if t is PatienceEvent:
+        return {"type": "patience", "time": ev.time, "step": ev.step, "epoch": ev.epoch, "monitor": ev.monitor,
+                "wait": ev.wait, "patience": ev.patience, "best_epoch": ev.best_epoch, "best": ev.best,
+                "restored": ev.restored}
     if t is SineEvent:
         return {"type": "sine", "time": now, "index": ev.index, "periods": ev.periods, "x": ev.x, "y": ev.y}
     return None
