@@ -214,7 +214,7 @@ class QtMonitor(WindowOwner, keras.callbacks.Callback):
                             "QtMonitor.show() in the main thread first, or use fit_in_background")
             return
         if main:  # only the main thread may turn the event loop
-            self._main.begin(ensure_app(), lambda: self.fit_left(threading.main_thread().ident))
+            self._main.begin(ensure_app(), lambda why: self.fit_left(threading.main_thread().ident, why))
         else:
             self._main.end()
         self._recorder.open(self.events)  # before the capture: a warning of no log reaches the terminal or cell

@@ -134,12 +134,19 @@ class WindowOwner:
         fit that raised; without this the window learns it when the main thread is free)."""
         try:
             yield self
+        except KeyboardInterrupt:
+            self.fit_left(threading.get_ident(), "interrupted")
+            raise
         finally:
             self.fit_left(threading.get_ident())
 
-    def fit_left(self, thread: int | None = None) -> None:
-        """The fit watched (``thread``'s, if given) is over, however it ended (any thread)."""
+    def fit_left(self, thread: int | None = None, why: str | None = None) -> None:
+        """The fit watched (``thread``'s, if given) is over, however it ended (any thread); ``why``:
+        "interrupted" when a Ctrl-C ended it (the run then ends as interrupted, not failed)."""
+        put = self._put
         if self._tracker.left(thread):
+            if why == "interrupted" and put is not None:
+                put(ErrorEvent(time.time(), "Ctrl-C (KeyboardInterrupt)", "interrupted"))
             win = self._window
             if win is not None:
                 win.training.wake()

@@ -33,8 +33,9 @@ def _excepthook_once() -> None:
     previous = sys.excepthook
 
     def hook(*args):
+        why = "interrupted" if isinstance(args[0], type) and issubclass(args[0], KeyboardInterrupt) else None
         for fit in list(_watching):
-            fit.left()
+            fit.left(why)
         previous(*args)
 
     sys.excepthook = hook
@@ -107,11 +108,12 @@ class MainThreadFit:
             self._timer.stop()
         _watching.discard(self)
 
-    def left(self) -> None:
+    def left(self, why: str | None = None) -> None:
+        """The fit is seen gone; ``why``: "interrupted" for a Ctrl-C, else None (it raised)."""
         self.unwatch()
         on_left, self.on_left = self.on_left, None
         if on_left is not None:
-            on_left()
+            on_left(why)
 
     def _tick(self) -> None:
         # The event loop turned outside kerasqt's own turns, and no hook of the fit ran for a while

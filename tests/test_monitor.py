@@ -113,6 +113,20 @@ def test_stop_training_button_ends_fit_early(qtbot, monitor):
     assert win.progress_label.text().startswith("epoch 1/5 · step 4/32 ·")
 
 
+def test_ctrl_c_in_a_watched_fit_reads_interrupted_not_failed(qtbot, monitor):
+    x, y = _data()
+
+    def ctrl_c(logs):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt), monitor.watching():
+        _model().fit(x, y, epochs=2, batch_size=32, verbose=0, callbacks=[monitor, _AtBatch(2, ctrl_c)])
+    _finished(qtbot, monitor)
+    assert "training interrupted" in monitor.window.status.text()
+    assert "training failed" not in monitor.window.status.text()
+    assert "Ctrl-C" in monitor.window.pane_text("control")
+
+
 def test_prints_during_fit_go_to_the_window(qtbot, monitor, capsys):
     x, y = _data()
     printer = _AtBatch(1, lambda logs: print("hello from training"))
