@@ -6,9 +6,15 @@ process would open a window, write a run log and serve its stream. By default on
 (process index 0) does; the others train unwatched and silent.
 
 :func:`process_index` asks, in order: torch (when ``torch.distributed`` is imported and
-initialized), JAX (when ``jax`` is imported: ``jax.process_index()``), TensorFlow's
-``TF_CONFIG`` (a ``chief`` task is the chief; without one, ``worker`` 0), then the ``RANK``
-environment variable that launchers such as ``torchrun`` set. Without any of them: 0.
+initialized), JAX (``jax.process_index()``, when JAX's distributed runtime is initialized or
+Keras runs on JAX), TensorFlow's ``TF_CONFIG`` (a ``chief`` task is the chief; without one,
+``worker`` 0), then the ``RANK`` environment variable that launchers such as ``torchrun`` set.
+Without any of them: 0.
+
+JAX being imported says nothing: TensorFlow imports it whenever it is installed. Asked then,
+``jax.process_index()`` is 0 in every worker of a ``tf.distribute`` training (each would take
+itself for the chief), and it starts a JAX backend in a process that trains with another
+framework (on a GPU, that backend takes most of its memory).
 """
 
 from __future__ import annotations
@@ -30,7 +36,7 @@ def process_index() -> int:
         except Exception:  # a half-initialised process group: fall through
             pass
     jax = sys.modules.get("jax")
-    if jax is not None:
+    if jax is not None and _jax_trains(jax):
         try:
             return int(jax.process_index())
         except Exception:
@@ -44,6 +50,22 @@ def process_index() -> int:
 
 def is_chief() -> bool:
     return process_index() == 0
+
+
+def _jax_trains(jax) -> bool:
+    """Whether JAX is this process' training framework: its distributed runtime is initialized
+    (``jax.distributed.initialize``, ``keras.distribution.initialize``), or Keras runs on it.
+    Neither question starts a JAX backend."""
+    try:
+        if jax.distributed.is_initialized():
+            return True
+    except Exception:  # an older JAX without is_initialized: Keras' backend decides
+        pass
+    keras = sys.modules.get("keras")
+    try:
+        return keras is not None and keras.backend.backend() == "jax"
+    except Exception:
+        return False
 
 
 def _tf_config_index(text: str | None) -> int | None:
