@@ -28,7 +28,7 @@ LAYERS = {
              "test_bench_stats.py", "test_net.py"},
     "qt": {"test_demo.py"},
     "keras": {"test_monitor.py", "test_real_scripts.py", "test_backends.py", "test_runlog.py"},
-    "slow": {"test_faults.py", "test_notebooks.py", "test_cli.py", "test_watch.py"},
+    "slow": {"test_faults.py", "test_notebooks.py", "test_cli.py", "test_watch.py", "test_multiworker.py"},
 }
 
 
