@@ -11,11 +11,13 @@ import time
 
 import pytest
 
-from kerasqt import net
+from kerasqt import netsource
+from kerasqt import server as server_module
 from kerasqt.events import BatchEvent, BatchRows, EndEvent, EpochEvent, ErrorEvent, MessageEvent, StartEvent
 from kerasqt.net import NetSource, RunServer, parse_address
 from kerasqt.runlog import MAX_LINE, RunLogWriter, encode_lines, header_line, read_run
 from kerasqt.source import RunSource
+from kerasqt.steer import ControlError
 
 HEADER = {"kind": "training", "title": "net test", "smoothing": 0.5}
 START = StartEvent(1000.0, 2, 50, 32, 0, "run 1")
@@ -377,8 +379,8 @@ def test_a_cut_run_that_comes_back_is_shown_anew(viewers):
 
 
 def test_heartbeats_keep_a_quiet_stream_and_silence_ends_one(server, viewers, monkeypatch):
-    monkeypatch.setattr(net, "HEARTBEAT", 0.05)
-    monkeypatch.setattr(net, "SILENCE", 0.5)
+    monkeypatch.setattr(server_module, "HEARTBEAT", 0.05)
+    monkeypatch.setattr(netsource, "SILENCE", 0.5)
     server.begin_run(HEADER)
     server.publish([START])
     v = viewers(server.address)
@@ -395,3 +397,216 @@ def test_heartbeats_keep_a_quiet_stream_and_silence_ends_one(server, viewers, mo
     finally:
         fake.close()
     assert data(got) == GOOD and sum("nothing came for 0.5 s" in t for t in notes(got)) == 1
+
+
+# -- controls back over the same connection --------------------------------------------------------
+TOKEN = "test-token-0123456789"
+
+
+class Training:
+    """What a served training does with the controls it is handed (the server's thread)."""
+
+    def __init__(self) -> None:
+        self.asked: list = []
+        self.going = True
+
+    def __call__(self, action, args):
+        from kerasqt.steer import ControlError
+
+        if not self.going:
+            raise ControlError(f"no run is going: control {action!r} refused (it is not kept for the next run)")
+        self.asked.append((action, args))
+        return "training stops after this batch" if action == "stop" else f"{action} at the next batch"
+
+
+@pytest.fixture
+def steered():
+    srv = RunServer(token=TOKEN)
+    srv.on_control = Training()
+    yield srv
+    srv.close()
+
+
+def said(run, words: str, timeout: float = 5.0, into: list | None = None) -> str:
+    """The first control-pane line of ``run`` holding ``words``, taken from its queue with what came
+    before (added to ``into``)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        assert time.monotonic() < deadline, f"nothing said with {words!r}"
+        try:
+            ev = run.events.get(timeout=0.05)
+        except Exception:
+            continue
+        if into is not None:
+            into.append(ev)
+        if isinstance(ev, MessageEvent) and words in ev.text:
+            return ev.text
+
+
+def raw_viewer(address: str) -> socket.socket:
+    sock = socket.create_connection(parse_address(address), timeout=5)
+    return sock
+
+
+def answers(sock: socket.socket, n: int, timeout: float = 5.0) -> list[dict]:
+    """The next ``n`` answer lines a raw connection gets (run lines skipped)."""
+    buf, got = b"", []
+    deadline = time.monotonic() + timeout
+    while len(got) < n:
+        assert time.monotonic() < deadline, f"answers: got {got}"
+        sock.settimeout(max(0.01, deadline - time.monotonic()))
+        data = sock.recv(65536)
+        assert data, f"closed after {got}"
+        buf += data
+        *lines, buf = buf.split(b"\n")
+        got += [json.loads(x)["answer"] for x in lines if x.startswith(b'{"answer":')]
+    return got
+
+
+def test_a_control_with_the_token_is_taken_and_answered_to_the_asker_only(steered, viewers):
+    steered.begin_run(HEADER)
+    first = [START, *batches(30)]
+    steered.publish(first)
+    a, b = viewers(steered.address, token=TOKEN), viewers(steered.address)
+    ra, rb = a.run(), b.run()
+    wait_for(lambda: ra.next == rb.next == len(first))
+    assert ra.can_stop() and not rb.can_stop()
+    assert ra.control("stop") == f"sent stop to the training at {steered.address}"
+    assert said(ra, "stop: ") == "stop: training stops after this batch"
+    assert steered.on_control.asked == [("stop", {})]
+    with pytest.raises(ControlError, match="no control token: kerasqt watch .* --token TOKEN") as info:
+        rb.control("stop")
+    assert "\n" not in str(info.value)
+    assert ra.control("lr", {"factor": 0.5}).startswith("sent lr")
+    assert said(ra, "lr: ") == "lr: lr at the next batch"
+    assert steered.on_control.asked[-1] == ("lr", {"factor": 0.5})
+    steered.drop_viewers()  # the answers counted as no line of the run: catch-up neither skips nor repeats
+    steered.publish([*batches(20, 31), end(50)])
+    rest_a, rest_b = take(ra), take(rb)
+    assert [ev for ev in rest_a if not isinstance(ev, MessageEvent)] == [*batches(20, 31), end(50)]
+    assert data(rest_b) == [*first, *batches(20, 31), end(50)]
+    assert not any("training stops" in t or "lr at" in t for t in notes(rest_b))  # b never got a's answers
+    assert ra.next == rb.next == 52
+
+
+def test_refusals_are_one_line_answers(steered, viewers, caplog):
+    steered.begin_run(HEADER)
+    steered.publish([START, *batches(5)])
+    wrong = viewers(steered.address, token="not-the-token")
+    run = wrong.run()
+    wait_for(lambda: run.next == 6)
+    assert run.can_stop()  # (its token is only judged by the training)
+    run.stop()
+    assert said(run, "refused") == "stop refused: wrong control token"
+    with pytest.raises(ControlError, match="refused this viewer's token"):
+        run.control("stop")  # not sent again: the server drops a viewer after three
+    sock = raw_viewer(steered.address)
+    try:
+        lines = [{"control": "stop", "id": 1}, {"control": "stop", "token": TOKEN, "args": {"now": True}, "id": 2},
+                 {"control": "lr", "args": {}, "token": TOKEN, "id": 3}, {"control": "fly", "token": TOKEN}]
+        sock.sendall(b"".join(json.dumps(x).encode() + b"\n" for x in lines))
+        got = answers(sock, 4)
+        steered.on_control.going = False  # the run ended: controls are refused, not kept
+        sock.sendall(json.dumps({"control": "save", "token": TOKEN, "id": 5}).encode() + b"\n")
+        got += answers(sock, 1)
+    finally:
+        sock.close()
+    assert [(x["id"], x["ok"], x["token"]) for x in got] == [(1, False, False), (2, False, True), (3, False, True),
+                                                             (None, False, True), (5, False, True)]
+    assert got[0]["text"] == "stop refused: no control token"
+    assert got[1]["text"] == "stop refused: control 'stop' takes no now"
+    assert got[2]["text"] == "lr refused: lr: give either a new value or a factor"
+    assert got[3]["text"].startswith("control refused: unknown control 'fly'") and got[3]["control"] is None
+    assert got[4]["text"].startswith("save refused: no run is going")
+    assert all("\n" not in x["text"] for x in got)
+    assert steered.on_control.asked == [] and steered.dropped == 0
+
+
+def test_a_training_without_controls_says_so(server, viewers):
+    server.begin_run(HEADER)
+    server.publish([START])
+    run = viewers(server.address, token=TOKEN).run()
+    assert not run.can_stop() and "takes no controls" in run.no_control()
+    with pytest.raises(ControlError, match="stop not sent: the training at .* takes no controls"):
+        run.control("stop")
+
+
+def _flood(n: int) -> bytes:
+    return b"".join(json.dumps({"control": "stop", "token": f"wrong-token-{i}"}).encode() + b"\n" for i in range(n))
+
+
+HOSTILE = {
+    "random bytes": (random.Random(2).randbytes(3000) + b"\n", "it sent what is no control line (not JSON)"),
+    "a huge line": (b'{"control":"stop","token":"' + b"x" * 100_000, "a line longer than 4096 bytes"),
+    "not an object": (b"[1, 2, 3]\n", "no control line (not a control (a JSON object with 'control'))"),
+    "not UTF-8": (b'{"control":"\xff\xfe"}\n', "no control line (not JSON)"),
+    "many wrong tokens": (_flood(50), "3 controls refused for their token"),
+}
+
+
+@pytest.mark.parametrize("case", list(HOSTILE))
+def test_hostile_upstream_input_drops_that_viewer_and_the_rest_goes_on(steered, viewers, caplog, case):
+    payload, why = HOSTILE[case]
+    steered.begin_run(HEADER)
+    steered.publish([START, *batches(10)])
+    good = viewers(steered.address, token=TOKEN)
+    run = good.run()
+    wait_for(lambda: steered.viewers == 1 and run.next == 11)
+    bad = raw_viewer(steered.address)
+    with caplog.at_level(logging.INFO, logger="kerasqt"):
+        try:
+            wait_for(lambda: steered.viewers == 2)
+            try:
+                bad.sendall(payload)
+            except OSError:
+                pass  # (dropped while it sent)
+            wait_for(lambda: steered.dropped == 1 and steered.viewers == 1)
+            for step in range(11, 211):  # the training goes on: publish never waits
+                steered.publish(batches(1, step))
+            assert run.control("stop").startswith("sent stop")
+            got: list = []
+            assert said(run, "stop: ", into=got) == "stop: training stops after this batch"
+            steered.publish([end(210)])
+            got += take(run)
+        finally:
+            bad.close()
+    warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert len(warnings) == 1 and why in warnings[0].getMessage(), [r.getMessage() for r in warnings]
+    assert data(got) == [START, *batches(210), end(210)]
+    assert steered.on_control.asked == [("stop", {})] and steered.is_alive()
+    assert all(len(v.inbox) <= 4096 for v in steered._viewers)
+
+
+def test_more_than_ten_controls_a_second_are_refused(steered):
+    steered.begin_run(HEADER)
+    sock = raw_viewer(steered.address)
+    try:
+        sock.sendall(b"".join(json.dumps({"control": "save", "token": TOKEN, "id": i}).encode() + b"\n"
+                              for i in range(12)))
+        got = answers(sock, 12)
+    finally:
+        sock.close()
+    assert [x["ok"] for x in got] == [True] * 10 + [False] * 2
+    assert got[-1]["text"] == "save refused: more than 10 controls a second"
+    assert len(steered.on_control.asked) == 10 and steered.dropped == 0
+
+
+def test_a_control_without_an_answer_is_said(viewers, monkeypatch):
+    """A server that takes no control lines (one that hung, say): no answer in ANSWER_WAIT s is said, and a
+    control in flight when the connection ends too."""
+    monkeypatch.setattr(netsource, "ANSWER_WAIT", 0.3)
+    head = header_line({**HEADER, "stream": {"run": "h", "first": 0, "extra": 0, "control": True}})
+    part = "\n".join([head, *encode_lines([START, *batches(3)])]).encode() + b"\n"
+    fake = FakeServer([part], good=_good("h"), hold=True)
+    try:
+        v = viewers(fake.address, token=TOKEN)
+        run = v.run()
+        wait_for(lambda: run.next == 4)
+        run.control("stop")
+        assert said(run, "no answer") == f"stop: no answer from the training at {fake.address} in 0.3 s"
+        run.control("save")
+        time.sleep(0.15)
+        fake.conns[0].close()  # the connection ends before the answer
+        assert said(run, "no answer,") == "save: no answer, the connection to the training ended first (ask again)"
+    finally:
+        fake.close()
