@@ -60,18 +60,30 @@ def _check(smoothing, max_rate, max_fps, pump_interval, draw_budget, batch_size,
         raise ValueError(f"log_dir must be a folder path or None, got {log_dir!r}")
 
 
-def _serve(serve: str | None, all_processes: bool):
-    """A RunServer at ``serve`` (default ``$KERASQT_SERVE``), or None; told on stderr."""
+def _serve(serve: str | None, all_processes: bool, viewer=None):
+    """A RunServer at ``serve`` (default ``$KERASQT_SERVE``) with the control token ``$KERASQT_TOKEN`` (else
+    a new one), both told on stderr; else, for a ``viewer`` process (:mod:`kerasqt.viewer`), one on
+    loopback with a token of its own, told to nobody but the viewer; else None."""
     serve = serve if serve is not None else os.environ.get("KERASQT_SERVE") or None
-    if serve is None or not (all_processes or is_chief()):
+    if (serve is None and viewer is None) or not (all_processes or is_chief()):
         return None
-    from .net import RunServer, parse_address
+    from .net import ENV_TOKEN, RunServer, env_token, parse_address
 
-    parse_address(serve)  # a bad address: its one-line ValueError now
-    server = RunServer(serve)
+    if serve is None:
+        server = RunServer("127.0.0.1:0")
+    else:
+        parse_address(serve)  # a bad address, a bad $KERASQT_TOKEN: its one-line ValueError now
+        token = env_token()
+        server = RunServer(serve, token=token)
+        print(f"kerasqt: serving the runs at {server.address}: watch them with  kerasqt watch {server.address}",
+              file=sys.stderr)
+        how = (f"the one in ${ENV_TOKEN}: watch with controls with  kerasqt watch {server.address}  (${ENV_TOKEN} "
+               "set the same)" if token else f"{server.token}: watch with controls with  kerasqt watch "
+               f"{server.address} --token {server.token}")
+        print(f"kerasqt: control token {how}", file=sys.stderr)
     exits.register(server.close, exits.LOGS)
-    print(f"kerasqt: serving the runs at {server.address}: watch them with  kerasqt watch {server.address}",
-          file=sys.stderr)
+    if viewer is not None:
+        viewer.server = server
     return server
 
 
@@ -97,6 +109,7 @@ class QtMonitor(WindowOwner, keras.callbacks.Callback):
         viewer: "window": this process draws; "process": a child ``kerasqt watch`` draws (:mod:`kerasqt.viewer`).
         serve: ``"HOST:PORT"``: stream each run to viewers (``kerasqt watch HOST:PORT``; :mod:`kerasqt.net`);
             the default is ``$KERASQT_SERVE`` if set. Loopback unless told otherwise; port 0 picks one.
+            Viewers control the run with the token printed on stderr (``$KERASQT_TOKEN`` sets it).
         early_stopping: the ``keras.callbacks.EarlyStopping`` of the fit, if any: its best epoch is
             marked and its patience counted down in the window (read from its public attributes).
         all_processes: in multi-worker training every process shows, logs and serves its runs; by

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import queue
 import sys
 import time
 
@@ -84,6 +83,15 @@ def _watch_target(text: str) -> str:
     return text
 
 
+def _control_token(text: str) -> str:
+    from .wire import check_token
+
+    try:
+        return check_token(text, "--token")
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _is_address(text: str) -> bool:
     """Whether a watch target is a network address (HOST:PORT), not a path."""
     head, sep, port = text.rpartition(":")
@@ -143,6 +151,9 @@ def build_parser() -> argparse.ArgumentParser:
     wt.add_argument("--first", metavar="RUN_FILE", help="in a folder: begin with this run (default: the newest)")
     wt.add_argument("--seconds", type=_positive_float, help="follow this long, then close (headless smoke mode)")
     wt.add_argument("--screenshot", type=_png_path, help="save a PNG of the window before closing")
+    wt.add_argument("--token", type=_control_token, metavar="TOKEN",
+                    help="HOST:PORT: the training's control token (it prints it), for Stop training and the other "
+                         "controls (default: $KERASQT_TOKEN; none: watch only)")
     return parser
 
 
@@ -175,8 +186,9 @@ def _main(argv: list[str] | None) -> int:
         runs = _read_runs(args.runs, args.export)
         if runs is None:
             return 2
-    if args.command == "watch" and args.first and os.path.isfile(args.target):
-        print("kerasqt: error: --first is for a folder; the target is a run log file", file=sys.stderr)
+    wrong = _check_watch(args) if args.command == "watch" else None
+    if wrong:
+        print(f"kerasqt: error: {wrong}", file=sys.stderr)
         return 2
     from .qtapp import NoDisplayError, QtMissingError, ensure_app, is_offscreen
 
@@ -194,6 +206,23 @@ def _main(argv: list[str] | None) -> int:
     if args.command == "watch":
         return _watch(args)
     return _example(args)
+
+
+def _check_watch(args) -> str | None:
+    """What is wrong with ``watch``'s arguments together, or None; the token of a served run's watch
+    defaults to ``$KERASQT_TOKEN``."""
+    if args.first and os.path.isfile(args.target):
+        return "--first is for a folder; the target is a run log file"
+    if not _is_address(args.target):
+        return "--token is for HOST:PORT (a served run); a run log cannot be controlled" if args.token else None
+    if args.token is None:
+        from .wire import env_token
+
+        try:
+            args.token = env_token()
+        except ValueError as exc:
+            return str(exc)
+    return None
 
 
 def _finish(window, screenshot: str | None) -> None:
@@ -354,35 +383,15 @@ def _watch_until_done(window, args, done) -> None:
 
 def _watch_stream(args) -> int:
     """``kerasqt watch HOST:PORT``: the runs a training process serves, each shown as it comes."""
-    from qtpy.QtCore import QTimer
+    from .events import counted
+    from .watch import watch_stream
 
-    from .events import counted, drain
-    from .net import NetSource
-    from .qtapp import start_kernel_pump
-    from .window import MonitorWindow
-
-    window = MonitorWindow(title=f"kerasqt: watching {args.target}")
-    window.show_training()
-    window.show()
-    start_kernel_pump()
-    runs, ended, idle_since, notes = [], [0], [time.monotonic()], queue.SimpleQueue()
-    source = NetSource(args.target, on_new_run=lambda run: (runs.append(run), window.request_run(run)),
-                       on_note=notes.put)  # (from the source's thread: shown by the timer below)
-    shower = QTimer(window)
-    shower.timeout.connect(lambda: [window.append_message("control", text) for text in drain(notes)])
-    shower.start(250)
-
-    def finished() -> None:
-        ended[0] += 1
-        idle_since[0] = time.monotonic()
-
-    window.training.run_finished.connect(finished)
-    window.append_message("control", f"watching the runs served at {source.address}")
-    source.start()
+    watcher = watch_stream(args.target, token=args.token)
     try:
-        _watch_until_done(window, args, lambda: ended[0] and not window.training_active
-                          and time.monotonic() - idle_since[0] >= IDLE_END)
+        _watch_until_done(watcher.window, args, lambda: watcher.ended and not watcher.window.training_active
+                          and time.monotonic() - watcher.idle_since >= IDLE_END)
     finally:
-        source.stop()
-    print(f"watched {counted(len(runs), 'run')} from {source.address}, {ended[0]} shown to their end")
+        watcher.stop()
+    print(f"watched {counted(len(watcher.runs), 'run')} from {watcher.source.address}, "
+          f"{watcher.ended} shown to their end{', with controls (a token)' if args.token else ''}")
     return 0

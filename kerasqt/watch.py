@@ -17,21 +17,28 @@ The run shown ends as the run log says (finished, stopped early, failed), or, wi
 end, when its writer's process is gone (*the run stopped without an end*); the window
 stays, and goes on following. Everything the watcher does runs in the main thread, on a
 timer every ``poll`` s; it ends with the window.
+
+A :class:`StreamWatcher` shows the runs a training serves over TCP (``kerasqt watch HOST:PORT``),
+each through a :class:`~kerasqt.netsource.NetRun`, earlier runs kept on the axes as above. With the
+training's control token, the window's *Stop training* (and its other controls) go back to the
+training on the same connection (:mod:`kerasqt.net`); without it, the button is off and its
+tooltip says why.
 """
 
 from __future__ import annotations
 
 import os
+import queue
 import time
 from pathlib import Path
 
-from qtpy.QtCore import QTimer
+from qtpy.QtCore import QObject, Qt, QTimer, Signal
 
-from .events import ErrorEvent, EvalEvent
+from .events import ErrorEvent, EvalEvent, drain
 from .follow import FollowSource, open_log
 from .runlog import RunLogError
 
-__all__ = ["Watcher", "watch"]
+__all__ = ["StreamWatcher", "Watcher", "watch", "watch_stream"]
 
 
 class Watcher:
@@ -272,3 +279,92 @@ def watch(target: str | os.PathLike, *, first: str | os.PathLike | None = None, 
     window.show()
     start_kernel_pump()
     return Watcher(window, target, first=first).start()
+
+
+class StreamWatcher(QObject):
+    """Shows the runs served at ``address`` in ``window`` (main thread), each as its header comes; a
+    run that begins while the last is still on show waits for its end. ``token``: the training's
+    control token (None: the window cannot control it). ``runs``: the runs begun; ``ended``: those
+    shown to their end; ``idle_since``: ``time.monotonic()`` of the last end."""
+
+    _announced = Signal(object)
+
+    def __init__(self, window, address: str, *, token: str | None = None, keep: bool = True) -> None:
+        from .net import NetSource
+
+        super().__init__(window)
+        self.window, self.keep = window, keep
+        self.runs: list = []
+        self.ended = 0
+        self.idle_since = time.monotonic()
+        self._next = None  # a run that waits for the one on show to end
+        self._notes: queue.SimpleQueue = queue.SimpleQueue()  # (from the source's thread)
+        self.source = NetSource(address, token=token, on_new_run=self._announced.emit, on_note=self._notes.put)
+        self._announced.connect(self._announce, Qt.QueuedConnection)
+        self._timer = QTimer(window)
+        self._timer.setInterval(250)
+        self._timer.timeout.connect(self._show_notes)
+        window.training.run_finished.connect(self._run_finished)
+        window.closed.connect(self.stop)
+
+    def start(self) -> StreamWatcher:
+        win = self.window
+        win.show_training()
+        control = "with controls (its token given)" if self.source.token else "without controls (no token)"
+        win.append_message("control", f"watching the runs served at {self.source.address}, {control}")
+        self._timer.start()
+        self.source.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop watching (the window closed, or the command ends); main thread."""
+        self._timer.stop()
+        self.source.stop()
+
+    def _show_notes(self) -> None:
+        if not self.window.is_closed:
+            for text in drain(self._notes):
+                self.window.append_message("control", text)
+
+    def _announce(self, run) -> None:
+        if self.window.training_active:
+            self._next = run  # (the source cut the one on show: its end is on its way)
+        else:
+            self._show(run)
+
+    def _show(self, run) -> None:
+        win = self.window
+        if win.is_closed:
+            return
+        last = self.runs[-1] if self.runs else None
+        if last is not None and self.keep and last.id != run.id:
+            win.plot.keep_run()  # the last run stays on the axes, still
+        created = run.header.get("created")
+        win.plot.label = (time.strftime("%Y%m%d-%H%M%S", time.localtime(created))
+                          if isinstance(created, (int, float)) else f"run {len(self.runs) + 1}")
+        self.runs.append(run)
+        win.request_run(run)
+        win.status.setText("watching")
+        win.stop_training_button.setToolTip(run.no_control() or "Ask the training to stop after the current batch "
+                                            "(sent with this viewer's token)")
+
+    def _run_finished(self) -> None:
+        self.ended += 1
+        self.idle_since = time.monotonic()
+        run, self._next = self._next, None
+        if run is not None:
+            QTimer.singleShot(0, lambda: self._show(run))
+
+
+def watch_stream(address: str, *, token: str | None = None, window=None) -> StreamWatcher:
+    """Show the runs served at ``address`` (``HOST:PORT``) in a window, live, with controls when
+    ``token`` is the training's, and return the started :class:`StreamWatcher` (main thread)."""
+    from .qtapp import ensure_app, start_kernel_pump
+    from .window import MonitorWindow
+
+    ensure_app()
+    if window is None:
+        window = MonitorWindow(title=f"kerasqt: watching {address}")
+    window.show()
+    start_kernel_pump()
+    return StreamWatcher(window, address, token=token).start()

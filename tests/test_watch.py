@@ -341,6 +341,9 @@ def test_the_command_waits_for_the_folder_then_follows_and_closes(tmp_path):
     (["watch", "/dev/null"], "not a run log file nor a folder"),
     (["watch", __file__, "--first", __file__], "--first is for a folder"),
     (["watch", ".", "--seconds", "0"], "positive number"),
+    (["watch", "127.0.0.1:8765", "--token", "short"], "--token must be 8 to 256 printable ASCII characters"),
+    (["watch", "127.0.0.1:8765", "--token", "with a space"], "without spaces"),
+    (["watch", ".", "--token", "a-good-token"], "--token is for HOST:PORT"),
 ])
 def test_watch_bad_arguments_are_one_line_and_exit_2(args, words):
     r = subprocess.run([sys.executable, "-m", "kerasqt", *args], capture_output=True, text=True, timeout=60)
@@ -479,3 +482,106 @@ def test_a_served_run_is_watched_over_the_network_joined_late(tmp_path):
     assert f"serving the runs at {address}" in err
     assert f"watched 1 run from {address}, 1 shown to their end" in r.stdout, r.stdout
     assert shot.stat().st_size > 20_000
+
+
+TOKEN = "watch-test-token-42"
+
+
+class _Training:
+    """The controls a served test training is handed (its server's thread)."""
+
+    def __init__(self) -> None:
+        self.asked: list = []
+
+    def __call__(self, action, args):
+        self.asked.append((action, args))
+        return "training stops after this batch"
+
+
+def _served(qtbot, token):
+    """A server with one run going, and a stream watcher window with ``token``."""
+    from kerasqt.net import RunServer
+    from kerasqt.watch import watch_stream
+
+    server = RunServer(token=TOKEN)
+    server.on_control = _Training()
+    server.begin_run({"kind": "training", "title": "served"})
+    server.publish([StartEvent(T0, 2, 50, 32), *[_batch(s) for s in range(1, 21)]])
+    watcher = watch_stream(server.address, token=token)
+    qtbot.addWidget(watcher.window)
+    qtbot.waitUntil(lambda: _batches(watcher) == 20, timeout=10000)
+    return server, watcher
+
+
+@pytest.mark.parametrize("token, enabled", [(TOKEN, True), ("a-wrong-token", True), (None, False)])
+def test_the_stop_button_of_a_stream_window_controls_the_training_with_its_token(qtbot, token, enabled):
+    from qtpy.QtCore import Qt
+
+    server, watcher = _served(qtbot, token)
+    win = watcher.window
+    try:
+        button = win.stop_training_button
+        assert button.isEnabled() is enabled
+        if token is None:
+            assert "no control token: kerasqt watch" in button.toolTip()
+            assert "without controls (no token)" in _control(watcher)
+            assert watcher.source.current.no_control() in button.toolTip()
+            return
+        assert "with controls (its token given)" in _control(watcher)
+        qtbot.mouseClick(button, Qt.LeftButton)
+        words = "stop: training stops after this batch" if token == TOKEN else "stop refused: wrong control token"
+        qtbot.waitUntil(lambda: words in _control(watcher), timeout=10000)
+        assert sum(words in line for line in _control(watcher).splitlines()) == 1  # one line
+        assert server.on_control.asked == ([("stop", {})] if token == TOKEN else [])
+    finally:
+        win.close()
+        server.close()
+
+
+SERVED_FOR_TOKEN = textwrap.dedent("""
+    import sys, time
+    from kerasqt.net import RunServer
+    from kerasqt.events import StartEvent, EndEvent
+
+    server = RunServer(token=sys.argv[1])
+    server.on_control = lambda action, args: "taken"
+    server.begin_run({"kind": "training", "title": "served"})
+    server.publish([StartEvent(time.time(), 1, 5, 32)])
+    print(server.address, flush=True)
+    sys.stdin.readline()
+    server.publish([EndEvent(0, time.time(), False)])
+    time.sleep(1)
+    server.close()
+""")
+
+
+def test_watch_takes_the_token_from_the_option_or_the_environment(tmp_path):
+    trainer = subprocess.Popen([sys.executable, "-c", SERVED_FOR_TOKEN, TOKEN], stdin=subprocess.PIPE,
+                               stdout=subprocess.PIPE, text=True)
+    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "KERASQT_TOKEN": ""}
+    watchers = []
+    try:
+        address = trainer.stdout.readline().strip()
+        for extra, more in ((["--token", TOKEN], {}), ([], {"KERASQT_TOKEN": TOKEN}), ([], {})):
+            watchers.append(subprocess.Popen([sys.executable, "-m", "kerasqt", "watch", address, "--seconds", "4",
+                                              *extra], env={**env, **more}, stdout=subprocess.PIPE,
+                                             stderr=subprocess.PIPE, text=True, cwd=tmp_path))
+        bad_env = subprocess.run([sys.executable, "-m", "kerasqt", "watch", address], capture_output=True,
+                                 text=True, timeout=60, env={**env, "KERASQT_TOKEN": "bad token"})
+        outs = [w.communicate(timeout=120) for w in watchers]
+        trainer.stdin.write("end\n")
+        trainer.stdin.flush()
+        trainer.wait(30)
+    finally:
+        for p in [trainer, *watchers]:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    for w, (_, err) in zip(watchers, outs, strict=True):
+        assert w.returncode == 0, err[-3000:]
+    said = [out.strip().splitlines()[-1] for out, _ in outs]
+    assert said[0] == said[1] == f"watched 1 run from {address}, 0 shown to their end, with controls (a token)"
+    assert said[2] == f"watched 1 run from {address}, 0 shown to their end"
+    assert bad_env.returncode == 2
+    assert bad_env.stderr.strip() == ("kerasqt: error: $KERASQT_TOKEN must be 8 to 256 printable ASCII characters "
+                                      "without spaces")
