@@ -106,7 +106,8 @@ class QtMonitor(WindowOwner, keras.callbacks.Callback):
         log_dir: folder for the run log, one JSON Lines file per run (:mod:`kerasqt.runlog`); the
             default is ``$KERASQT_LOG_DIR`` if set (set to empty: no log), else ``runs`` in the
             working directory. None: no log. ``log_path`` is the current or last run's file.
-        viewer: "window": this process draws; "process": a child ``kerasqt watch`` draws (:mod:`kerasqt.viewer`).
+        viewer: "window": this process draws; "process": a child ``kerasqt watch`` draws, from a stream on
+            loopback, and its *Stop training* stops the fit (:mod:`kerasqt.viewer`).
         serve: ``"HOST:PORT"``: stream each run to viewers (``kerasqt watch HOST:PORT``; :mod:`kerasqt.net`);
             the default is ``$KERASQT_SERVE`` if set. Loopback unless told otherwise; port 0 picks one.
             Viewers control the run with the token printed on stderr (``$KERASQT_TOKEN`` sets it).
@@ -146,7 +147,7 @@ class QtMonitor(WindowOwner, keras.callbacks.Callback):
         self._recorder = RunRecorder(log_dir, title, smoothing)
         self._recorder.end_receiver = self._end_receiver
         self._recorder.feeding = lambda: self._put is not None
-        self._recorder.server = _serve(serve, all_processes)
+        self._recorder.server = _serve(serve, all_processes, self._viewer)
         if self._recorder.server is not None:  # a viewer's controls (with the stream's token)
             self._recorder.server.on_control = self.control
         self._steer = Steering()  # controls from the window, viewers and code (kerasqt.steer)

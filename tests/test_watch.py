@@ -357,10 +357,8 @@ VIEWED = textwrap.dedent("""
     import keras, numpy as np
     from kerasqt import QtMonitor
 
-    try:
-        QtMonitor(log_dir=None, viewer="process")
-    except ValueError as exc:
-        print("no log:", exc)
+    unlogged = QtMonitor(log_dir=None, viewer="process")  # no run log needed: the child reads the stream
+    print("no log:", unlogged._recorder.server.address)
 
     class CloseViewer(keras.callbacks.Callback):  # the viewer ends mid-training: the training goes on
         def on_epoch_end(self, epoch, logs=None):
@@ -393,7 +391,7 @@ def test_viewer_process_draws_in_a_child_that_follows_the_runs(tmp_path):
                        env=env)
     assert r.returncode == 0, r.stderr[-3000:]
     out = r.stdout
-    assert 'no log: viewer="process" draws from the run log, and there is none' in out
+    assert "no log: 127.0.0.1:" in out
     first = int(out.split("first viewer ")[1].split()[0])
     second = int(out.split("second viewer ")[1].split()[0])
     assert "first viewer ended: 0" in out and first != second
@@ -401,9 +399,13 @@ def test_viewer_process_draws_in_a_child_that_follows_the_runs(tmp_path):
     runs = sorted(folder.glob("*.jsonl"))
     assert len(runs) == 2 and all(read_run(p).ended for p in runs)
     assert read_run(runs[0]).count(BatchEvent) == 300  # the viewer's end left the training whole
-    assert f"watched 1 run ({runs[0].name}), 0 shown to their end" in out  # ended mid-run, with its window
-    # the second viewer outlived the training process, and showed its run to the end
-    assert f"watched 1 run ({runs[1].name}), 1 shown to their end" in out.split("qt []")[1]
+    # the first ended mid-run, with its window; the second outlived the training process, and showed its
+    # run to the end; both read the monitor's stream, with its token (from their environment)
+    watched = [line for line in out.splitlines() if line.startswith("watched ")]
+    assert len(watched) == 2 and all(line.startswith("watched 1 run from 127.0.0.1:") for line in watched), out
+    assert watched[0].endswith(", 0 shown to their end, with controls (a token)")
+    assert watched[1].endswith(", 1 shown to their end, with controls (a token)")
+    assert "watched" in out.split("qt []")[1]
     assert shot.stat().st_size > 20_000
 
 
