@@ -75,10 +75,12 @@ def lr_fixed(model) -> str:
     optimizer = getattr(model, "optimizer", None)
     if optimizer is None:
         return "the model has no optimizer"
+    while getattr(optimizer, "inner_optimizer", None) is not None:  # a LossScaleOptimizer (mixed precision)
+        optimizer = optimizer.inner_optimizer
     try:
         lr = optimizer.get_config().get("learning_rate")
     except Exception:
-        lr = None
+        return ""  # (an optimizer that cannot say: a rate it refuses is said when it is set)
     if isinstance(lr, bool) or not isinstance(lr, (int, float)):
         return ("the optimizer's learning rate follows a schedule (a LearningRateSchedule or a function): "
                 "Keras cannot set it")
@@ -150,25 +152,28 @@ class Steering:
             if put is not None:
                 self._say(put, action, f"{action}: not applied, the run ended first", ok=False)
 
-    def batch_begin(self, model, step: int) -> None:
-        """Between batches: apply what was asked (cheap when nothing was)."""
+    def batch_begin(self, model, step: int) -> bool:
+        """Between batches: apply what was asked (cheap when nothing was). True when the learning
+        rate was set (the caller reads it again: the next batches carry the new one)."""
         self.step = step
         if not self._inbox:
-            return
+            return False
         with self._lock:
             todo = list(self._inbox)
             self._inbox.clear()
             put = self._put
         if put is None:
-            return
+            return False
         sync = getattr(model, "jax_state_sync", None)
         if sync is not None:  # JAX: the variables hold the training state only after a sync
             sync()
+        lr = False
         for action, args in todo:
             if action == "save":
                 self._save(put, model, args["whole"])
             else:
-                self._set_lr(put, model, args)
+                lr = self._set_lr(put, model, args) or lr
+        return lr
 
     def epoch_end(self, model, step: int) -> None:
         """After an epoch (``step``: the batches run so far): stop here if asked to."""
@@ -194,7 +199,7 @@ class Steering:
             return
         self._say(put, "save", f"checkpoint saved at step {self.step}: {path}", path=str(path))
 
-    def _set_lr(self, put, model, args: dict) -> None:
+    def _set_lr(self, put, model, args: dict) -> bool:
         optimizer = model.optimizer
         try:
             old = float(optimizer.learning_rate)
@@ -206,8 +211,9 @@ class Steering:
         except Exception as exc:
             text = " ".join(str(exc).split())[:300] or type(exc).__name__
             self._say(put, "lr", f"learning rate not set: {text}", ok=False)
-            return
+            return False
         self._say(put, "lr", f"learning rate {old:.4g} -> {now:.4g} at step {self.step}", value=now)
+        return True
 
 
 class Patience:
