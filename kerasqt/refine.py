@@ -20,10 +20,12 @@ import numpy as np
 from .events import (
     BatchEvent,
     BatchRows,
+    ControlEvent,
     EndEvent,
     EpochEvent,
     ErrorEvent,
     EvalEvent,
+    PatienceEvent,
     StartEvent,
     is_learning_rate,
     split_learning_rate,
@@ -47,6 +49,7 @@ class Progress:
     eta_s: float | None
     elapsed_s: float
     lr: float | None
+    patience: tuple[int, int] | None = None  # EarlyStopping's (wait, patience) after the last epoch
 
     def describe(self) -> str:
         if self.epochs is None:
@@ -60,6 +63,8 @@ class Progress:
             parts.append(_per_second(self.samples_per_s, "sample"))
         if self.lr is not None:
             parts.append(f"lr {self.lr:.3g}")
+        if self.patience is not None:
+            parts.append(f"patience {self.patience[0]}/{self.patience[1]}")
         parts.append(f"elapsed {_clock(self.elapsed_s)}")
         if self.eta_s is not None:
             parts.append(f"ETA {_clock(self.eta_s)}")
@@ -112,6 +117,8 @@ class TrainingUpdate:
     nonfinite: frozenset[str] = frozenset()  # metrics that had NaN/inf so far
     # (step, learning rate) where it changed, and at each epoch's end: drawn as steps, never smoothed
     lrs: tuple[tuple[int, float], ...] = ()
+    # Controls (ControlEvent) and EarlyStopping's state (PatienceEvent), in the order they came
+    steering: tuple[ControlEvent | PatienceEvent, ...] = ()
 
 
 class TrainingRefiner:
@@ -143,6 +150,7 @@ class TrainingRefiner:
         self._lr_logged: float | None = None  # the last one an epoch's logs gave (ReduceLROnPlateau...)
         self._epoch_start_step = 0  # global step at the end of the last finished epoch
         self._epoch_steps = 0  # steps of the last finished epoch (the planned ones may be unknown)
+        self._patience: tuple[int, int] | None = None  # the last PatienceEvent's (wait, patience)
         self._next_epoch = 0
         self._newest = -math.inf  # the time of the newest event (batch, evaluation, epoch end, end)
         self.counts = {"batches": 0, "epochs": 0, "tests": 0, "nonfinite": 0}
@@ -154,6 +162,7 @@ class TrainingRefiner:
         batches: list[BatchEvent | BatchRows] = []  # in their order
         epochs: list[EpochEvent] = []
         tests: list[EvalEvent] = []
+        steering: list[ControlEvent | PatienceEvent] = []
         newest = self._newest
         for ev in events:
             if isinstance(ev, BatchRows):
@@ -180,11 +189,16 @@ class TrainingRefiner:
             elif isinstance(ev, (EndEvent, ErrorEvent)):
                 end = ev
                 self.ended = True
+            elif isinstance(ev, (ControlEvent, PatienceEvent)):
+                steering.append(ev)  # (passed on as they are; not the run's time: a control may come late)
+                if isinstance(ev, PatienceEvent):
+                    self._patience = (ev.wait, ev.patience)
+                continue
             else:
                 continue
             newest = max(newest, ev.time)
         self._newest = newest
-        if not (start or batches or epochs or tests or end):
+        if not (start or batches or epochs or tests or end or steering):
             return None
         rows = [b for b in batches if isinstance(b, BatchRows)]
         if rows and (len(rows) < len(batches) or any(list(r.values) != list(rows[0].values) for r in rows)):
@@ -205,6 +219,7 @@ class TrainingRefiner:
             counts=dict(self.counts),
             nonfinite=frozenset(k for k, kind in self._warned if kind == "nonfinite"),
             lrs=lrs,
+            steering=tuple(steering),
         )
 
     # -- pieces ---------------------------------------------------------------------------------
@@ -411,6 +426,7 @@ class TrainingRefiner:
             eta_s=eta,
             elapsed_s=max(now - st.time, 0.0),
             lr=self._lr,
+            patience=self._patience,
         )
 
 
