@@ -39,7 +39,8 @@ class DrawState:
     full: bool = True  # draw every axes anew, limits fitted (new scale or title, Home, a savefig elsewhere)
     stale: list = field(default_factory=list)  # axes to draw anew, in order (staged: one per frame)
     blank: bool = True  # the canvas holds nothing yet: the figure's background is painted first
-    legends: list = field(default_factory=list)  # axes whose legend gained an entry: drawn with the next limits
+    # axes whose legend gained an entry, or whose marks changed (kerasqt.marks): drawn with the next limits
+    legends: list = field(default_factory=list)
     limits_pending: bool = False  # new limits wait for a full draw the window allows (lines clipped meanwhile)
     fit: bool = False  # the run is over: fit the limits to the data at the next frame
     ended: bool = False  # the run is over: the x axis spans the steps it took
@@ -78,7 +79,7 @@ class DrawState:
             self.stale.append(panel)
 
     def legend(self, panel) -> None:
-        """``panel``'s legend changed: drawn with the next new limits."""
+        """``panel``'s legend or marks changed: drawn with the next new limits."""
         if panel not in self.legends:
             self.legends.append(panel)
 

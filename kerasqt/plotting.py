@@ -37,6 +37,7 @@ from . import limits
 from .blit import Blitter
 from .drawstate import DrawState, Work
 from .history import LR_KEY, RunHistory
+from .marks import MarkArtists, RunMarks
 from .panels import LR, RUN_COLORS, TEST, TRAIN, VAL, Layout, Panel
 
 __all__ = ["LR", "LR_KEY", "RUN_COLORS", "TEST", "TRAIN", "VAL", "MetricsPlot", "Plot"]
@@ -69,6 +70,7 @@ class MetricsPlot(Plot):
         super().__init__(figure, canvas)
         self.history = RunHistory()
         self.layout = Layout(figure, self.state)
+        self.mark_artists = MarkArtists()  # learning-rate changes, EarlyStopping's best epoch (kerasqt.marks)
         self.panel_draws = 0  # axes drawn one at a time (staged full draws)
         figure.set_layout_engine("none")  # the axes sit in a fixed grid (Layout.place)
         self.blitter = Blitter(figure, canvas, self.state, lambda: self.panels.values(),
@@ -111,6 +113,7 @@ class MetricsPlot(Plot):
         for panel in self.state.stale:  # half drawn for limits set meanwhile: drawn anew
             panel.background = panel.half_drawn = None
         self.history = RunHistory(start)
+        self.marks = RunMarks()
         self.state.restart()
         self.layout.restart()
 
@@ -125,6 +128,7 @@ class MetricsPlot(Plot):
         if update.start is not None:
             self.reset(update.start)
         applied = self.history.apply(update)
+        self.marks.apply(update)
         if applied.merged:  # late rows were merged in the middle: recompute decimation
             for panel in self.panels.values():
                 panel.restart_decimation()
@@ -195,6 +199,9 @@ class MetricsPlot(Plot):
             if staged and not force_full and self.panels and state.full:
                 state.dirty = True
                 return "part"  # that was this frame's work: the axes are drawn from the next one on
+        for panel in self.mark_artists.sync(self.panels, self.marks.spec(self.history)):
+            if not (state.full or panel in state.stale):
+                state.legend(panel)  # static: drawn with the axes, at the next full draw allowed
         if force_full or state.full:
             state.stale[:] = self.panels.values()
         wanted = self._set_limits(force_full, allow_full)
