@@ -3,8 +3,8 @@
 * :class:`MessagePanes`: three read-only panes side by side (control messages, the training's or
   demo worker's printed output, the receiver's notes), titled per mode; each line is shown as a
   terminal would leave it (no escape codes, a ``\\r`` line replaces what it redraws).
-* :class:`ControlRow`: the buttons (demo: start and stop its threads; training: stop, log
-  scale; both: export) and the status text;
+* :class:`ControlRow`: the buttons (demo: start and stop its threads; training: the run's
+  controls, :class:`~kerasqt.steerbar.SteerBar`, and log scale; both: export) and the status text;
 * :class:`ProgressRow`: a progress bar and the progress line of a training run.
 """
 
@@ -18,11 +18,13 @@ from qtpy.QtWidgets import (
     QPlainTextEdit,
     QProgressBar,
     QPushButton,
+    QSizePolicy,
     QVBoxLayout,
     QWidget,
 )
 
 from .events import ErrorEvent, counted, terminal_text
+from .steerbar import SteerBar
 
 __all__ = ["PANES", "ControlRow", "MessagePanes", "ProgressRow", "end_words"]
 
@@ -79,8 +81,10 @@ class ProgressRow(QWidget):
         self.bar = QProgressBar()
         self.bar.setRange(0, 1000)
         self.bar.setTextVisible(False)
-        self.bar.setMaximumWidth(260)
+        self.bar.setMaximumWidth(200)
         self.label = QLabel("")
+        # A long line (rates, learning rate, patience, ETA) is cut at the window's edge, never widens it.
+        self.label.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Preferred)
         row.addWidget(self.bar)
         row.addWidget(self.label, 1)
 
@@ -117,13 +121,13 @@ class ControlRow(QWidget):
         row.setContentsMargins(0, 0, 0, 0)
         self.start_button = QPushButton("start threads")
         self.stop_button = QPushButton("stop threads")
-        self.stop_training_button = QPushButton("Stop training")
-        self.stop_training_button.setToolTip("Ask fit to stop after the current batch")
+        self.steer = SteerBar()  # Stop now, Stop after epoch, Save checkpoint, learning rate
+        self.stop_training_button = self.steer.stop_now
         self.log_checkbox = QCheckBox("log scale")
         self.export_button = QPushButton("Export…")
         self.status = QLabel("")
-        for w in (self.start_button, self.stop_button, self.stop_training_button, self.log_checkbox,
-                  self.export_button):
+        self.status.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Preferred)  # (cut, never widens the window)
+        for w in (self.start_button, self.stop_button, self.steer, self.log_checkbox, self.export_button):
             row.addWidget(w)
         row.addWidget(self.status, 1)
 

@@ -1,7 +1,8 @@
 """The monitor window (main thread only): one window for the sine demo and for training.
 
 Layout, top to bottom: a row of controls (*start threads* / *stop threads* in
-demo mode, *Stop training* and *log scale* in training mode, *Export*), a
+demo mode; in training mode the run's controls, :class:`~kerasqt.steerbar.SteerBar`,
+and *log scale*; *Export*), a
 progress bar with its line of text, the Matplotlib navigation toolbar and
 canvas, and three read-only message panes (control, worker or training output,
 receiver).
@@ -128,6 +129,8 @@ class MonitorWindow(WindowSaving, QMainWindow):
         self.start_button, self.stop_button = controls.start_button, controls.stop_button
         self.stop_training_button, self.log_checkbox = controls.stop_training_button, controls.log_checkbox
         self.export_button, self.status = controls.export_button, controls.status
+        self.steer = controls.steer  # the run's controls (kerasqt.steerbar)
+        self.steer.message.connect(self.append_message)
 
         self.progress_row = ProgressRow()
         self.progress, self.progress_label = self.progress_row.bar, self.progress_row.label
@@ -155,7 +158,6 @@ class MonitorWindow(WindowSaving, QMainWindow):
 
         self.start_button.clicked.connect(self.start_threads)
         self.stop_button.clicked.connect(self.stop_threads)
-        self.stop_training_button.clicked.connect(self.stop_training)
         self.log_checkbox.toggled.connect(self._log_toggled)
         self.export_button.clicked.connect(self._export_dialog)
         self.plot = None
@@ -172,12 +174,12 @@ class MonitorWindow(WindowSaving, QMainWindow):
             self.plot.set_log_scale(self.log_checkbox.isChecked())
         for w in (self.start_button, self.stop_button):
             w.setVisible(demo)
-        self.stop_training_button.setVisible(not demo)
+        self.steer.setVisible(not demo)
         self.log_checkbox.setVisible(not demo)
         self.progress_row.setVisible(not demo)  # the demo has no progress: no empty row either
         self.messages.set_mode(mode)
         self._demo_running_changed(False)
-        self.stop_training_button.setEnabled(False)
+        self.steer.run_ended()
         self.progress_row.clear()
         self.plot.dirty = True  # the new mode's first frame (the window's timer dies with the window)
         self.request_frame()
@@ -256,7 +258,7 @@ class MonitorWindow(WindowSaving, QMainWindow):
             self.monitor = monitor
             self.training_active = True
             self.pacer.run_began(monitor.loop_interval)  # (not None: a fit in the main thread turns our loop)
-            self.stop_training_button.setEnabled(monitor.can_stop())
+            self.steer.run_began(monitor)
             self.status.setText("training")
             # A fit in the main thread waits for every turn of the event loop: the receiver then
             # wakes 2.5 times a second, and each update is drawn in the turn that brings it.
@@ -271,15 +273,13 @@ class MonitorWindow(WindowSaving, QMainWindow):
         self.request_frame()
 
     def stop_training(self) -> None:
-        if self.monitor is not None and self.training_active and self.monitor.can_stop():
-            self.monitor.stop()
-            self.stop_training_button.setEnabled(False)
-            self.append_message("control", "stop requested: fit ends after the current batch")
+        """*Stop now*: ask the run to stop after the current batch (:class:`~kerasqt.steerbar.SteerBar`)."""
+        self.steer.ask("stop")
 
     @_guarded
     def _run_finished(self) -> None:
         self.training_active = False
-        self.stop_training_button.setEnabled(False)
+        self.steer.run_ended()
         if self.monitor is not None:
             self.monitor.finished()
         if isinstance(self.plot, MetricsPlot):
@@ -300,6 +300,7 @@ class MonitorWindow(WindowSaving, QMainWindow):
         self.plot.apply(update)
         if isinstance(update, TrainingUpdate):
             self.last_update = update
+            self.steer.take(update)  # the run's controls and EarlyStopping's state, before its end
             self._show_progress(update)
         elif isinstance(update, SineUpdate):
             self.status.setText(f"demo running: {self.plot.curves} curves received")
