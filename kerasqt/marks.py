@@ -151,15 +151,15 @@ def _draw(ax, marks: tuple) -> list:
         if i >= len(lr_marks) - MAX_LR_LABELS:  # (a label costs a full draw far more than its line)
             out.append(ax.text(step, 0.97, f"lr {_rate(lr)} ", transform=top, rotation=90, ha="right", va="top",
                                fontsize=7.5, color=LR_COLOR, zorder=1.5, clip_on=True))
-    if best is not None:  # a ring around the point (the lines are drawn over static artists)
+    if best is not None:  # a ring around the point (the lines are drawn over static artists), over the legend
         ring = Line2D([best.step], [best.value], marker="o", ms=17, mfc="none", mec=BEST_COLOR, mew=2.4,
-                      ls="none", zorder=1.6)
+                      ls="none", zorder=6)
         out.append(ax.add_artist(ring))
         word = "weights restored" if best.restored else "best"
         out.append(ax.annotate(f"{word}: epoch {best.epoch + 1}", (best.step, best.value), xytext=(0, -13),
                                textcoords="offset points", ha="center", va="top", fontsize=7.5, color="#5c4500",
                                bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.75},
-                               zorder=1.6))
+                               zorder=6))
     return out
 
 
