@@ -6,17 +6,17 @@ updates:
 * the learning-rate changes, read from the run's learning-rate table (whatever made them:
   ``ReduceLROnPlateau``, a schedule, the window's control), each at the step of the first batch
   that ran with the new rate. At most :attr:`RunMarks.MAX_LR_MARKS`: a rate that changes more
-  often (a schedule, by step or by epoch) is a curve in the learning-rate axes, not marks. The
-  newest ``MAX_LR_LABELS`` say the new rate (a label costs a full draw about 0.7 ms, a line next
-  to nothing);
+  often (a schedule, by step or by epoch) is a curve in the learning-rate axes, not marks. In
+  the first metric's axes the newest ``MAX_LR_LABELS`` say the new rate (a label costs a full
+  draw about 0.8 ms, a line next to nothing);
 * ``EarlyStopping``'s best epoch of its monitored metric, from the last
   :class:`~kerasqt.events.PatienceEvent`, and the epoch whose weights it restored.
 
-:class:`MarkArtists` puts them on the panels as *static* artists (a dotted vertical line with
-the new rate at its top in each metric's axes; a star at the best epoch on the monitored
-metric's axes: a ring, and the epoch). They belong to the axes' saved background: blits never draw them, so a frame
-costs what it did; an axes whose marks changed is drawn anew with the next full draw the window
-allows (like a new legend entry, :meth:`~kerasqt.drawstate.DrawState.legend`).
+:class:`MarkArtists` puts them on the panels as *static* artists (a dotted vertical line
+in every metric's axes, with the new rate at its top in the first; a ring at the best epoch on
+the monitored metric's axes, and the epoch). They belong to the axes' saved background: blits
+never draw them, so a frame costs what it did; an axes whose marks changed is drawn anew with the
+next full draw the window allows (like a new legend entry, :meth:`~kerasqt.drawstate.DrawState.legend`).
 """
 
 from __future__ import annotations
@@ -119,9 +119,10 @@ class MarkArtists:
         for panel in [p for p, (ax, _, _) in self._shown.items() if ax.figure is None or ax not in ax.figure.axes]:
             del self._shown[panel]  # (the figure was cleared: its artists went with it)
         lr_marks, best = spec
+        first = next((group for group in panels if group != LR_KEY), None)  # its lines say the new rates
         changed = []
         for group, panel in panels.items():
-            marks = (() if group == LR_KEY else lr_marks,
+            marks = (() if group == LR_KEY else lr_marks, group == first,
                      best if best is not None and group_of(best.metric) == group else None)
             shown = self._shown.get(panel)
             if shown is not None and shown[0] is panel.ax:
@@ -129,7 +130,7 @@ class MarkArtists:
                     continue
                 for artist in shown[2]:
                     artist.remove()
-            elif marks == ((), None):
+            elif not marks[0] and marks[2] is None:
                 continue
             self._shown[panel] = (panel.ax, marks, _draw(panel.ax, marks))
             changed.append(panel)
@@ -142,13 +143,13 @@ class MarkArtists:
 
 
 def _draw(ax, marks: tuple) -> list:
-    lr_marks, best = marks
+    lr_marks, labelled, best = marks
     out = []
     top = ax.get_xaxis_transform()  # x in data, y in axes fractions
     for i, (step, lr) in enumerate(lr_marks):
         line = Line2D([step, step], [0, 1], transform=top, color=LR_COLOR, lw=1.0, ls=(0, (3, 2)), zorder=1.5)
         out.append(ax.add_artist(line))
-        if i >= len(lr_marks) - MAX_LR_LABELS:  # (a label costs a full draw far more than its line)
+        if labelled and i >= len(lr_marks) - MAX_LR_LABELS:  # (a label costs a full draw far more than its line)
             out.append(ax.text(step, 0.97, f"lr {_rate(lr)} ", transform=top, rotation=90, ha="right", va="top",
                                fontsize=7.5, color=LR_COLOR, zorder=1.5, clip_on=True))
     if best is not None:  # a ring around the point (the lines are drawn over static artists), over the legend
