@@ -150,7 +150,7 @@ def _draw(ax, marks: tuple) -> list:
         line = Line2D([step, step], [0, 1], transform=top, color=LR_COLOR, lw=1.0, ls=(0, (3, 2)), zorder=1.5)
         out.append(ax.add_artist(line))
         if labelled and i >= len(lr_marks) - MAX_LR_LABELS:  # (a label costs a full draw far more than its line)
-            out.append(ax.text(step, 0.97, f"lr {_rate(lr)} ", transform=top, rotation=90, ha="right", va="top",
+            out.append(ax.text(step, 0.03, f" lr {_rate(lr)}", transform=top, rotation=90, ha="right", va="bottom",
                                fontsize=7.5, color=LR_COLOR, zorder=1.5, clip_on=True))
     if best is not None:  # a ring around the point (the lines are drawn over static artists), over the legend
         ring = Line2D([best.step], [best.value], marker="o", ms=17, mfc="none", mec=BEST_COLOR, mew=2.4,

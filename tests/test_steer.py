@@ -200,8 +200,10 @@ def test_a_learning_rate_set_in_the_window_is_the_optimizers_at_the_next_batch_a
     lr_marks, _ = win.plot.marks.spec(win.plot.history)
     assert [(s, round(v, 9)) for s, v in lr_marks] == [(5, 1e-4), (15, 5e-5)]
     win.draw_now()  # (marks are made with the frames)
-    labels = [a.get_text() for a in win.plot.mark_artists.artists(win.plot.panels["loss"]) if hasattr(a, "get_text")]
-    assert labels == ["lr 0.0001 ", "lr 5e-5 "]
+    labels = [a.get_text().strip() for a in win.plot.mark_artists.artists(win.plot.panels["loss"])
+              if hasattr(a, "get_text")]
+    assert labels == ["lr 0.0001", "lr 5e-5"]  # (in the first metric's axes only)
+    assert not [a for a in win.plot.mark_artists.artists(win.plot.panels["accuracy"]) if hasattr(a, "get_text")]
     assert not win.plot.mark_artists.artists(win.plot.panels[LR_KEY])  # (its own curve says it)
     for panel in ("loss", "accuracy"):
         assert _purple_pixels(win, panel, 5) > 20 and _purple_pixels(win, panel, 15) > 20
@@ -453,8 +455,8 @@ def test_a_rate_that_changes_often_is_not_marked_and_only_the_newest_marks_are_l
     panel = type("P", (), {"ax": fig.add_subplot()})()
     artists = MarkArtists()
     assert artists.sync({"loss": panel}, (lr_marks, None)) == [panel]
-    texts = [a.get_text() for a in artists.artists(panel) if hasattr(a, "get_text")]
-    assert len(artists.artists(panel)) == 8 + MAX_LR_LABELS and texts[0] == "lr 0.073 "  # the newest six
+    texts = [a.get_text().strip() for a in artists.artists(panel) if hasattr(a, "get_text")]
+    assert len(artists.artists(panel)) == 8 + MAX_LR_LABELS and texts[0] == "lr 0.073"  # the newest six
     assert artists.sync({"loss": panel}, (lr_marks, None)) == []  # nothing changed: nothing to draw
     assert artists.sync({"loss": panel}, ((), None)) == [panel] and not artists.artists(panel)
     assert not panel.ax.lines and not panel.ax.texts  # taken off the axes
