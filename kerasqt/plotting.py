@@ -24,9 +24,10 @@ Home button, or :meth:`MetricsPlot.reset_view`, gives autoscaling back.
 
 The parts, each in its module: the run's tables (:class:`~kerasqt.history.RunHistory`,
 pure), the axes and their lines (:mod:`kerasqt.panels`), the autoscale policy
-(:mod:`kerasqt.limits`, pure), what the next frames must do (:mod:`kerasqt.drawstate`)
-and the blitting and staged draws (:mod:`kerasqt.blit`). :class:`MetricsPlot` wires
-them together and runs a frame (:meth:`MetricsPlot.draw_frame`).
+(:mod:`kerasqt.limits`, pure), what the next frames must do (:mod:`kerasqt.drawstate`),
+the blitting and staged draws (:mod:`kerasqt.blit`) and the marks of learning-rate changes
+and EarlyStopping's best epoch (:mod:`kerasqt.marks`, static: drawn with their axes).
+:class:`MetricsPlot` wires them together and runs a frame (:meth:`MetricsPlot.draw_frame`).
 """
 
 from __future__ import annotations
