@@ -201,7 +201,9 @@ class MetricsPlot(Plot):
                 state.dirty = True
                 return "part"  # that was this frame's work: the axes are drawn from the next one on
         for panel in self.mark_artists.sync(self.panels, self.marks.spec(self.history)):
-            if not (state.full or panel in state.stale):
+            if not self.mark_artists.artists(panel):
+                state.draw(panel)  # marks gone (a new run on the last one's axes): off the screen now
+            elif not (state.full or panel in state.stale):
                 state.legend(panel)  # static: drawn with the axes, at the next full draw allowed
         if force_full or state.full:
             state.stale[:] = self.panels.values()

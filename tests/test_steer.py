@@ -161,15 +161,19 @@ def test_a_checkpoint_folder_that_cannot_be_written_is_one_line_and_training_goe
 
 
 # -- the learning rate -------------------------------------------------------------------------------
-def _purple_pixels(win, panel, step):
-    """How many pixels of the learning-rate colour the column at ``step`` of ``panel`` holds."""
+def _pixels(win, panel, step=None, color=(148, 103, 189)):
+    """How many pixels of the learning-rate colour (or ``color``) the column at ``step`` of ``panel``
+    holds (None: the whole axes)."""
     ax = win.plot.panels[panel].ax
     buf = np.asarray(win.canvas.buffer_rgba())
     height = buf.shape[0]
-    px = int(round(ax.transData.transform((step, 0))[0]))
-    y0, y1 = ax.bbox.y0, ax.bbox.y1
-    column = buf[int(height - y1):int(height - y0), px - 1:px + 2, :3].astype(int)
-    return int((np.abs(column - (148, 103, 189)).sum(axis=2) < 40).sum())
+    if step is None:
+        x0, x1 = int(ax.bbox.x0), int(ax.bbox.x1)
+    else:
+        px = int(round(ax.transData.transform((step, 0))[0]))
+        x0, x1 = px - 1, px + 2
+    column = buf[int(height - ax.bbox.y1):int(height - ax.bbox.y0), x0:x1, :3].astype(int)
+    return int((np.abs(column - color).sum(axis=2) < 40).sum())
 
 
 def test_a_learning_rate_set_in_the_window_is_the_optimizers_at_the_next_batch_and_marked(qtbot, monitor):
@@ -206,8 +210,8 @@ def test_a_learning_rate_set_in_the_window_is_the_optimizers_at_the_next_batch_a
     assert not [a for a in win.plot.mark_artists.artists(win.plot.panels["accuracy"]) if hasattr(a, "get_text")]
     assert not win.plot.mark_artists.artists(win.plot.panels[LR_KEY])  # (its own curve says it)
     for panel in ("loss", "accuracy"):
-        assert _purple_pixels(win, panel, 5) > 20 and _purple_pixels(win, panel, 15) > 20
-        assert _purple_pixels(win, panel, 10) == 0
+        assert _pixels(win, panel, 5) > 20 and _pixels(win, panel, 15) > 20
+        assert _pixels(win, panel, 10) == 0
 
 
 def test_a_learning_rate_that_is_not_a_positive_finite_number_is_refused_in_one_line(qtbot, monitor):
@@ -461,3 +465,32 @@ def test_a_rate_that_changes_often_is_not_marked_and_only_the_newest_marks_are_l
     assert artists.sync({"loss": panel}, ((), None)) == [panel] and not artists.artists(panel)
     assert not panel.ax.lines and not panel.ax.texts  # taken off the axes
     plt.close(fig)
+
+
+def test_a_new_run_on_the_last_runs_axes_shows_none_of_its_marks(qtbot, window):
+    from kerasqt.events import BatchEvent, EpochEvent
+    from kerasqt.refine import TrainingRefiner
+
+    gold = (242, 183, 5)
+
+    def run(best, allow_full):
+        refiner = TrainingRefiner()
+        window.show_training()
+        window.plot.apply(refiner.refine([StartEvent(0.0, 2, 10, 8)]))
+        qtbot.wait(50)  # (the event loop's turn: the window's own frames, a resize's pending draw)
+        for epoch in range(2):  # the frames of a run going on, drawn here
+            steps = range(10 * epoch + 1, 10 * epoch + 11)
+            evs = [BatchEvent(s, epoch, s / 10, {"loss": 1 / s}) for s in steps]
+            evs.append(EpochEvent(steps[-1], epoch, 2.0 + epoch, {"loss": 0.5 - 0.1 * epoch, "val_loss": 0.6}))
+            if best:
+                evs.append(PatienceEvent(steps[-1], epoch, 2.0 + epoch, "val_loss", epoch, 3, 0, 0.6))
+            window.plot.apply(refiner.refine(evs))
+            for _ in range(8):  # (new limits may wait for a full draw: frames go on meanwhile)
+                if window.plot.draw_frame(staged=True, allow_full=allow_full) is None:
+                    break
+
+    run(True, True)  # EarlyStopping's best epoch: a ring on the loss axes
+    assert _pixels(window, "loss", color=gold) > 20
+    run(False, False)  # the same metrics: the last run's axes, kept; no full draw allowed (training)
+    assert window.plot.marks.spec(window.plot.history) == ((), None)
+    assert _pixels(window, "loss", color=gold) == 0
