@@ -224,3 +224,19 @@ class Stopwatch:
 
     def __exit__(self, *exc) -> None:
         self.seconds = time.perf_counter() - self.t0
+
+
+def screen_latency_ms(frame_times, frame_steps, batch_steps, batch_times):
+    """From each batch's time to the first frame that showed its step, in ms, and how many batches no
+    frame showed. A frame (its end time, the last step it drew) shows every step up to its last: the
+    steps on the screen only grow. Times in seconds, any clock both share."""
+    import numpy as np
+
+    order = np.argsort(np.asarray(frame_times, float), kind="stable")
+    times = np.asarray(frame_times, float)[order]
+    shown = np.maximum.accumulate(np.asarray(frame_steps, np.int64)[order]) if len(order) else np.empty(0, np.int64)
+    steps = np.asarray(batch_steps, np.int64)
+    first = np.searchsorted(shown, steps, side="left")
+    ok = first < len(times)
+    ms = (times[first[ok]] - np.asarray(batch_times, float)[ok]) * 1e3
+    return ms, int((~ok).sum())

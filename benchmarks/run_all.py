@@ -1,6 +1,6 @@
 """Run every kerasqt benchmark, write ``benchmarks/results.json`` and the plots in ``benchmarks/plots/``.
 
-    .venv/bin/python benchmarks/run_all.py           # the full run (``make bench``), < 10 minutes on 2 cores
+    .venv/bin/python benchmarks/run_all.py           # the full run (``make bench``), ~12 minutes on 2 cores
     .venv/bin/python benchmarks/run_all.py --quick   # smaller sizes and fewer repeats, to try it out
 
 Each benchmark runs in its own process (a fresh Qt application and TensorFlow):
@@ -8,7 +8,9 @@ Each benchmark runs in its own process (a fresh Qt application and TensorFlow):
 * ``bench_fit.py``: ``fit`` overhead of QtMonitor with its window live, next to anchors;
 * ``bench_redraw.py``: frame cost and history memory at 10^3 ... 10^6 points;
 * ``bench_latency.py``: a producer at 10,000 events/s for 30 s: throughput, loop lag, latency;
-* ``bench_short_fit.py``: the fixed cost of a watched ``fit`` call (20-step and 500-step fits).
+* ``bench_short_fit.py``: the fixed cost of a watched ``fit`` call (20-step and 500-step fits);
+* ``bench_viewer.py``: the viewer in another process (``viewer="process"``, ``kerasqt watch``) beside
+  the in-process window: fit overhead, event-loop stall during 1 s steps, latency to the screen.
 
 Figures are measured, never asserted: the summary says which performance targets hold.
 Timings depend on what else runs on the machine; the load average is recorded with them.
@@ -31,7 +33,7 @@ sys.path.insert(0, str(HERE))
 from common import load_average, parse_args  # noqa: E402
 
 BENCHES = [("fit", "bench_fit.py", 600), ("short_fit", "bench_short_fit.py", 300), ("redraw", "bench_redraw.py", 240),
-           ("latency", "bench_latency.py", 150)]
+           ("latency", "bench_latency.py", 150), ("viewer", "bench_viewer.py", 420)]
 
 # (key, limit, "max" or "min"): the performance targets (docs/performance.md).
 TARGETS = [
@@ -49,6 +51,13 @@ TARGETS = [
     ("run_log_cost_bound_points", 1.0, "max"),
     # A short fit pays for the window once: at most 10 ms per call beyond the bare fit.
     ("fit_fixed_cost_ms", 10.0, "max"),
+    # The viewer in another process (#19; bench_viewer.py, each beside the in-process window's figure):
+    # fit with viewer="process" and its child drawing / bare fit; the longest gap of a 10 ms timer in a
+    # viewer's main thread while a fit of >= 1 s steps runs; batch end to the point on a viewer's screen.
+    ("viewer_fit_ratio_process", 1.01, "max"),
+    ("viewer_stall_ms_max", 50.0, "max"),
+    ("viewer_latency_ms_p95_file", 250.0, "max"),
+    ("viewer_latency_ms_p95_tcp", 250.0, "max"),
 ]
 
 
@@ -86,7 +95,7 @@ def main() -> None:
             "full_redraw_cpu_ms_", "history_mb_", "redraws_per_s", "events_per_s",
             "loop_lag", "latency_ms", "queue_depth_max", "bare_ms_per_step", "run_log_", "hooks_",
             "receiver_cpu_", "fit_fixed_cost_ms", "fit_fixed_cost_cpu_ms", "ratio_20_steps_", "ratio_500_steps_",
-            "bare_20_steps_", "bare_500_steps_")
+            "bare_20_steps_", "bare_500_steps_", "viewer_")
     for figures in parts.values():
         for key, value in scalars(figures).items():
             if key.startswith(keep) and not key.endswith(("_of_medians", "_measured_events")):
@@ -124,6 +133,14 @@ def main() -> None:
           f"{fit.get('hooks_ms_per_fit')} ms per fit in its hooks ({fit.get('hooks_share_points')} % of the fit), "
           f"receiver thread CPU {fit.get('receiver_cpu_ms_per_fit')} ms")
     print("  anchors: " + ", ".join(f"{k[len('fit_overhead_ratio_'):]} {v}" for k, v in anchors.items()))
+    v = results["details"]["viewer"]
+    print(f"  viewer process / in process: fit ratio {v.get('viewer_fit_ratio_process')} / "
+          f"{v.get('viewer_fit_ratio_in_process')} (IQR {v.get('viewer_fit_ratio_process_iqr')} / "
+          f"{v.get('viewer_fit_ratio_in_process_iqr')}); stall {v.get('viewer_stall_ms_max')} / "
+          f"{v.get('viewer_stall_ms_max_in_process')} ms during {v.get('heavy_step_s_subprocess')} s steps; "
+          f"latency p95 file {v.get('viewer_latency_ms_p95_file')}, TCP {v.get('viewer_latency_ms_p95_tcp')} / "
+          f"{v.get('viewer_latency_ms_p95_in_process')} ms; child drew in every fit: "
+          f"{v.get('viewer_child_alive_all_fits')}")
     print("\n== for the README (Performance) ==")
     print(markdown_table(results))
     print(f"wrote {HERE / 'results.json'} and {len(made)} plots in {HERE / 'plots'} "
