@@ -39,7 +39,7 @@ from .common import FORMAT, VERSION, RunLogError
 
 __all__ = ["FLUSH_EVERY", "SYNC_EVERY", "RunLogWriter", "encode_lines", "header_line"]
 
-FLUSH_EVERY = 0.25  # seconds: lines wait at most this long (plus one receiver iteration) for the OS
+FLUSH_EVERY = 0.05  # seconds: lines wait at most this long (plus one receiver iteration) for the OS
 SYNC_EVERY = 1.0  # seconds: the most one fsync per this many seconds at epoch ends
 
 
