@@ -263,7 +263,7 @@ class QtMonitor(WindowOwner, keras.callbacks.Callback):
                            initial_epoch=initial_epoch, run=f"run {self.runs}", lr_fixed=self._steer.lr_fixed))
 
     def on_train_batch_begin(self, batch, logs=None) -> None:
-        if self._steer.batch_begin(self.model, self._offset + batch):  # controls asked for, if any
+        if self._steer.batch_begin(self._model, self._offset + batch):  # controls asked for, if any
             self._read_lr()  # the learning rate was set: the next batches carry the new one
         if self._main.due():
             self._pump()
