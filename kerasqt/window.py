@@ -30,6 +30,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from .batchview import RunningMeansBox
 from .demo import DemoSession, DemoSettings
 from .demo.plot import SinePlot
 from .demo.refiner import SineUpdate
@@ -128,6 +129,7 @@ class MonitorWindow(WindowSaving, QMainWindow):
         self.start_button, self.stop_button = controls.start_button, controls.stop_button
         self.stop_training_button, self.log_checkbox = controls.stop_training_button, controls.log_checkbox
         self.export_button, self.status = controls.export_button, controls.status
+        self.running_box = RunningMeansBox.into(controls, self, after=self.log_checkbox)
 
         self.progress_row = ProgressRow()
         self.progress, self.progress_label = self.progress_row.bar, self.progress_row.label
@@ -170,6 +172,7 @@ class MonitorWindow(WindowSaving, QMainWindow):
         self.plot = SinePlot(self.figure, self.canvas) if demo else MetricsPlot(self.figure, self.canvas)
         if not demo:
             self.plot.set_log_scale(self.log_checkbox.isChecked())
+        self.running_box.follow(self.plot)
         for w in (self.start_button, self.stop_button):
             w.setVisible(demo)
         self.stop_training_button.setVisible(not demo)
