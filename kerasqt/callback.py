@@ -276,7 +276,7 @@ class QtMonitor(WindowOwner, keras.callbacks.Callback):
             pass  # not a mapping: the receiver reports it as unreadable
         step, weights = self._offset + batch + 1, self._weights
         if not weights.done:  # the run's first batch: which metrics are means, told before it (_model:
-            weights.first(self._model, logs, step, put)  # Keras' model property syncs JAX's state)
+            weights.first(self._model, logs, step, batch, put)  # Keras' model property syncs JAX's state)
         # A plain tuple: the receiver's drain builds the BatchEvent, off the training thread's clock.
         put((step, self._epoch, time.time(), logs, self._lr, weights.read(batch)))
 

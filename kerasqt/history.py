@@ -151,6 +151,12 @@ class BatchTable(_Columns):
         cols.update({(self.PER_SMOOTH, k): v for k, v in (per_batch_smoothed or {}).items()})
         return self._append(np.asarray(steps, np.int64), cols)
 
+    def forget_per_batch(self, key: str) -> None:
+        """Drop the per-batch values of ``key``: its batch lines show its values as logged."""
+        gone = [self._cols.pop((tag, key), None) for tag in (self.PER, self.PER_SMOOTH)]
+        if any(col is not None for col in gone):
+            self.version = next(_VERSIONS)
+
     def per_batch(self, key: str, smoothed: bool = False) -> np.ndarray | None:
         """The batches' own values of ``key`` (or their moving average), or None when it has none."""
         col = self._cols.get((self.PER_SMOOTH if smoothed else self.PER, key))
@@ -251,7 +257,9 @@ class RunHistory:
         keys: list[str] = []
         chunk = update.batches
         merged = False
-        if update.means is not None:
+        if update.means is not None:  # (told again: without the metrics found not to be means after all)
+            for key in set(self.means.means if self.means is not None else ()) - set(update.means.means):
+                self.batches.forget_per_batch(key)
             self.means = update.means
         if chunk is not None and len(chunk.steps):
             seen = len(self.batches)

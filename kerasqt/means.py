@@ -25,8 +25,10 @@ keep their running value. A metric this cannot find among the model's is shown a
 
 from __future__ import annotations
 
+import math
 import threading
 import time
+from dataclasses import replace
 
 from .events import MeansEvent
 
@@ -34,33 +36,63 @@ __all__ = ["BatchWeights", "classify"]
 
 
 class BatchWeights:
-    """A run's counts: :meth:`first` at its first batch, then :meth:`read` after each one (both on
-    the training thread, or Keras' pool threads)."""
+    """A run's counts: :meth:`first` until it says ``done``, then :meth:`read` after each batch
+    (both on the training thread, or Keras' pool threads)."""
 
     def __init__(self) -> None:
         self.done = False
         self.read = _no_counts  # batch index in its epoch (capped) -> the counts to queue, or None
         self._lock = threading.Lock()
+        self._told: MeansEvent | None = None
+        self._metrics: dict = {}  # name -> the Mean told to be logged under it (checked once more)
 
-    def first(self, model, logs, step: int, put) -> None:
-        """Decide which of ``logs``' metrics are means and queue it (before the batch); after this,
-        :meth:`read` gives the counts. Anything unexpected: no counts, the run shown as logged."""
+    def first(self, model, logs, step: int, batch: int, put) -> None:
+        """At the run's first batch, decide which of ``logs``' metrics are means and queue it (before
+        the batch); :meth:`read` then gives the counts. Anything unexpected: no counts, the run
+        shown as logged. Where the variables can be read, check the means once more at the first
+        batch past an epoch's first (at its first, a mean is the one value it took, whatever a
+        custom ``train_step`` logs), and queue the means again without those that failed."""
         with self._lock:
             if self.done:
                 return
-            self.done = True
-            try:
-                means, weights, running, variables = classify(model, list(logs or ()))
-                read = _reader(variables) if means else _no_counts
-                if means and read is None:  # nothing to read from: each batch weighs the same
-                    means, weights = dict.fromkeys(means, 0), ("batches",)
-                    read = _batches
-                read(0)  # (one read now: a reader that fails is found here, not per batch)
-                execution = int(getattr(model, "steps_per_execution", 1) or 1)
-            except Exception:
-                return
-            put(MeansEvent(step, time.time(), means, weights, running, max(execution, 1)))
-            self.read = read
+            if self._told is None:
+                self._classify(model, logs, step, put)
+            elif batch >= 1:
+                self.done = True
+                wrong = [name for name, metric in self._metrics.items()
+                         if not _logs_its_mean(metric, (logs or {}).get(name))]
+                if wrong:
+                    told = self._told
+                    put(replace(told, step=step, time=time.time(),
+                                means={k: j for k, j in told.means.items() if k not in wrong}))
+                self._metrics = {}
+
+    def _classify(self, model, logs, step: int, put) -> None:
+        self.done = True  # (unless the means are to be checked again)
+        try:
+            logs = dict(logs or {})
+            readable = _readable()
+            if readable:  # the variables hold this batch's state: a mean must give what was logged
+                check = _logs_its_mean
+            else:  # none to look at: only Keras' own steps log what the metrics give
+                check = None if _keras_steps(model) else (lambda metric, value: False)
+            means, weights, running, variables, metrics = classify(model, logs, check)
+            read = _no_counts
+            if means and not readable:  # nothing to read from: each batch weighs the same
+                means, weights = dict.fromkeys(means, 0), ("batches",)
+                read = _batches
+            elif means:
+                read = _reader(variables)
+            read(0)  # (one read now: a reader that fails is found here, not per batch)
+            execution = int(getattr(model, "steps_per_execution", 1) or 1)
+        except Exception:
+            return
+        self._told = MeansEvent(step, time.time(), means, weights, running, max(execution, 1))
+        put(self._told)
+        self.read = read
+        if readable and means:
+            self._metrics = {name: metrics[name] for name in means}
+            self.done = False
 
 
 def _no_counts(batch: int) -> None:
@@ -71,10 +103,15 @@ def _batches(batch: int) -> tuple[float]:
     return (float(batch + 1),)
 
 
-def classify(model, names: list[str]) -> tuple[dict[str, int], tuple[str, ...], tuple[str, ...], list]:
-    """Of the logged metric ``names``: the means (name -> index of its count), what each count
-    is (``samples``, ``weights``, ``count``), the metrics that are not means, and the variables
-    holding the counts (Keras ``Variable`` objects), in the order of the counts."""
+def classify(model, logs, check=None) -> tuple[dict[str, int], tuple[str, ...], tuple[str, ...], list, dict]:
+    """Of the metrics in ``logs`` (a batch's): the means (name -> index of its count), what each
+    count is (``samples``, ``weights``, ``count``), the metrics that are not means, the variables
+    holding the counts (Keras ``Variable`` objects), in the order of the counts, and the metric
+    objects of the means (name -> metric).
+
+    ``check(metric, value)``: whether a mean found under a logged name is what was logged (a
+    custom ``train_step`` may log something else under a metric's name); one that is not, like a
+    name not found, is neither a mean nor said not to be one."""
     from keras.metrics import Mean
 
     def is_mean(m) -> bool:
@@ -85,14 +122,17 @@ def classify(model, names: list[str]) -> tuple[dict[str, int], tuple[str, ...], 
     weights: list[str] = []
     variables: list = []
     means: dict[str, int] = {}
+    metrics: dict = {}
     running: list[str] = []
     samples = getattr(model, "_loss_tracker", None)
-    for name in names:
+    for name in logs:
         if name not in found:
             continue
         metric, share, kind = found[name]
         if not is_mean(metric):
             running.append(name)
+            continue
+        if check is not None and not check(metric, logs[name]):
             continue
         if share is None or (share == "samples" and not is_mean(samples)):
             share = id(metric)  # its own count
@@ -101,7 +141,8 @@ def classify(model, names: list[str]) -> tuple[dict[str, int], tuple[str, ...], 
             weights.append(kind)
             variables.append(samples.count if share == "samples" else metric.count)
         means[name] = groups[share]
-    return means, tuple(weights), tuple(running), variables
+        metrics[name] = metric
+    return means, tuple(weights), tuple(running), variables, metrics
 
 
 def _named_metrics(model):
@@ -170,13 +211,33 @@ def _keras_own(metric) -> bool:
     return all((getattr(o, "__module__", "") or "").startswith("keras.") for o in (type(metric), fn) if o is not None)
 
 
-def _reader(variables: list):
-    """A function of the batch index that reads the counts as a tuple of floats, or None where no
-    count can be read when a batch ends (JAX, PyTorch: see the module's docstring)."""
+def _readable() -> bool:
+    """Whether the metrics' variables can be read when a batch ends (not on JAX or PyTorch: see the
+    module's docstring)."""
     import keras
 
-    if keras.backend.backend() != "tensorflow":
-        return None
+    return keras.backend.backend() == "tensorflow"
+
+
+def _keras_steps(model) -> bool:
+    """Whether the model trains with Keras' own ``train_step`` and ``compute_metrics``: its logs are
+    then its metrics' results."""
+    return all((getattr(getattr(type(model), name, None), "__module__", "") or "").startswith("keras.")
+               for name in ("train_step", "compute_metrics"))
+
+
+def _logs_its_mean(metric, value) -> bool:
+    """Whether a Mean's result now (the batch just ended) is the ``value`` logged for it."""
+    try:
+        result = float(metric.result())
+        value = float(value)
+    except Exception:
+        return False
+    return math.isclose(result, value, rel_tol=1e-6, abs_tol=1e-30) or (math.isnan(result) and math.isnan(value))
+
+
+def _reader(variables: list):
+    """A function of the batch index that reads the counts (TensorFlow) as a tuple of floats."""
     try:  # the fast way: one read op per variable (about 5 µs, a float() of it about 8)
         from tensorflow.python.ops.gen_resource_variable_ops import read_variable_op
         from tensorflow.python.ops.resource_variable_ops import BaseResourceVariable
