@@ -18,7 +18,8 @@ per-batch values: it is shown as Keras' running means, as before.
 :class:`BatchRecovery` runs in the receiver thread, inside the refiner, on chunks of batches
 in step order (NumPy, a metric at a time). A batch that can not be recovered gets NaN: a count
 that did not grow (every sample weight zero), a count not known, a batch that arrived after a
-later one. The window's labels for either view are :func:`batch_labels`'.
+later one (and, counted in batches, the one after it). The window's labels for either view are
+:func:`batch_labels`.
 """
 
 from __future__ import annotations
@@ -61,10 +62,14 @@ class BatchRecovery:
             col = values.get(key)
             if col is None or j >= counts.shape[1]:
                 continue
-            out[key] = self._one(key, steps_a, epochs_a, np.asarray(col, np.float64), counts[:, j])
+            # Counted in batches (no count could be read): more than a logged point covers means one
+            # is missing (a batch hook ran late, on Keras' thread pool), so it is a gap, not a mean.
+            most = means.execution if means.weights[j] == "batches" else math.inf
+            out[key] = self._one(key, steps_a, epochs_a, np.asarray(col, np.float64), counts[:, j], most)
         return out
 
-    def _one(self, key: str, steps: np.ndarray, epochs: np.ndarray, m: np.ndarray, c: np.ndarray) -> np.ndarray:
+    def _one(self, key: str, steps: np.ndarray, epochs: np.ndarray, m: np.ndarray, c: np.ndarray,
+             most: float = math.inf) -> np.ndarray:
         last = self._last.get(key)
         out = np.full(len(steps), np.nan)
         rows = np.flatnonzero(steps > last[0]) if last is not None else np.arange(len(steps))
@@ -82,7 +87,7 @@ class BatchRecovery:
             prev_c[start] = 0.0
             weight = c - prev_c
             value = (total - prev_t) / weight
-        value[~(weight > 0)] = np.nan  # nothing counted (every weight zero), or a count not known
+        value[~((weight > 0) & (weight <= most))] = np.nan  # nothing counted (every weight zero), a count not known
         out[rows] = value
         self._last[key] = (int(s[-1]), int(e[-1]), float(total[-1]), float(c[-1]))
         return out

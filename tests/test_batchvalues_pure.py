@@ -68,6 +68,20 @@ def test_a_batch_of_zero_weight_unknown_counts_and_late_batches_have_no_value():
     assert BatchRecovery(MEANS).recover([1], [0], {"loss": [1.0]}, None) == {}
 
 
+def test_counted_in_batches_a_batch_that_came_late_leaves_a_gap_not_a_two_batch_mean():
+    # JAX: no count is read, each logged point counts a batch; batch 3's hook ran late, after a drain
+    rec = BatchRecovery(MeansEvent(0, T0, {"loss": 0}, ("batches",)))
+    means = [1.0, 1.5, 2.0, 2.5]  # own values 1, 2, 3, 4
+    first = rec.recover([1, 2, 4], [0, 0, 0], {"loss": [means[0], means[1], means[3]]},
+                        np.array([[1.0], [2.0], [4.0]]))["loss"]
+    assert first[:2].tolist() == [1.0, 2.0] and np.isnan(first[2])  # not (3 + 4) / 2
+    assert np.isnan(rec.recover([3], [0], {"loss": [means[2]]}, np.array([[3.0]]))["loss"]).all()
+    # with steps_per_execution=2 a point covers up to 2 batches
+    rec = BatchRecovery(MeansEvent(0, T0, {"loss": 0}, ("batches",), execution=2))
+    got = rec.recover([2, 4, 5], [0, 0, 0], {"loss": [1.5, 2.5, 3.0]}, np.array([[2.0], [4.0], [5.0]]))["loss"]
+    assert got.tolist() == [1.5, 3.5, 5.0]
+
+
 def test_nan_and_inf_running_means_give_gaps_not_errors():
     rec = BatchRecovery(MeansEvent(0, T0, {"loss": 0}, ("samples",)))
     got = rec.recover([1, 2, 3, 4], [0, 0, 0, 1], {"loss": [1.0, math.nan, math.nan, 2.0]},
