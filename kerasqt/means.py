@@ -59,8 +59,11 @@ class BatchWeights:
                 self._classify(model, logs, step, put)
             elif batch >= 1:
                 self.done = True
-                wrong = [name for name, metric in self._metrics.items()
-                         if not _logs_its_mean(metric, (logs or {}).get(name))]
+                try:
+                    wrong = [name for name, metric in self._metrics.items()
+                             if not _logs_its_mean(metric, logs.get(name))]
+                except Exception:  # logs that are no mapping: nothing can be checked
+                    wrong = list(self._metrics)
                 if wrong:
                     told = self._told
                     put(replace(told, step=step, time=time.time(),

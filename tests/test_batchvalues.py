@@ -307,3 +307,23 @@ def test_on_jax_each_batch_weighs_the_same_exact_for_full_batches(tmp_path):
     for short in (3, 7):  # an epoch's short last batch is pulled toward the running mean before it
         if shown[short]:
             assert min(truth[short], running[short - 1]) < per[short] < max(truth[short], running[short - 1]), out
+
+
+def test_odd_logs_never_break_the_training_thread():
+    from kerasqt.events import MeansEvent
+    from kerasqt.means import BatchWeights
+
+    x, y, w = _data()
+    model = _model()
+    model.fit(x, y, sample_weight=w, batch_size=BATCH, epochs=1, verbose=0)
+    logs = {k: float(v) for k, v in model.get_metrics_result().items()}
+    told: list = []
+    weights = BatchWeights()
+    weights.first(model, {**logs, "loss": "text"}, 1, 0, told.append)  # a value that is no number: no mean
+    assert not weights.done and "loss" not in told[0].means and "accuracy" in told[0].means
+    assert isinstance(weights.read(0), tuple)
+    weights.first(model, object(), 2, 1, told.append)  # no mapping: nothing can be checked, nothing kept
+    assert weights.done and told[1] == MeansEvent(2, told[1].time, {}, told[0].weights, told[0].running)
+    broken = BatchWeights()
+    broken.first(object(), None, 1, 0, told.append)  # no model at all: the run is shown as logged
+    assert broken.done and broken.read(0) is None and len(told) == 2
