@@ -20,7 +20,9 @@ from their names, which logged metrics are such means, puts that into the run's 
   mean (by about its share of a full batch), and sample-weighted metrics are approximate.
 
 Metrics that are not means (AUC, precision, recall, F-scores, IoU, R², ``RootMeanSquaredError``)
-keep their running value. A metric this cannot find among the model's is shown as logged.
+keep their running value. A metric this cannot find among the model's is shown as logged, and so
+is a mean whose result is not what was logged under its name (a custom ``train_step``; checked
+where the variables can be read, else only Keras' own ``train_step`` is trusted).
 """
 
 from __future__ import annotations
