@@ -28,6 +28,7 @@ from . import exits
 from .capture import OutputCapture
 from .chief import is_chief
 from .events import EndEvent, EpochEvent, EvalEvent, StartEvent, numbers
+from .means import BatchWeights
 from .owner import WindowOwner
 from .pump import MainThreadFit
 from .recorder import RunRecorder, end_logs_at_exit
@@ -169,6 +170,7 @@ class QtMonitor(WindowOwner, keras.callbacks.Callback):
         self._lr = None
         self._next_lr = 0.0
         self._batch_cap = sys.maxsize  # the last batch index of an epoch (Keras may report one past it)
+        self._weights = BatchWeights()  # which metrics are running means, and their counts (kerasqt.means)
 
     # -- Keras hooks (training thread) -------------------------------------------------------------
     # Keras hands each call's model and params to its callbacks before its begin hook. A running fit
@@ -287,8 +289,11 @@ class QtMonitor(WindowOwner, keras.callbacks.Callback):
             logs = dict(logs) if logs else None  # Keras gives a new dict per batch; a caller might reuse one
         except Exception:
             pass  # not a mapping: the receiver reports it as unreadable
+        step, weights = self._offset + batch + 1, self._weights
+        if not weights.done:  # the run's first batch: which metrics are means, told before it (_model:
+            weights.first(self._model, logs, step, batch, put)  # Keras' model property syncs JAX's state)
         # A plain tuple: the receiver's drain builds the BatchEvent, off the training thread's clock.
-        put((self._offset + batch + 1, self._epoch, time.time(), logs, self._lr))
+        put((step, self._epoch, time.time(), logs, self._lr, weights.read(batch)))
 
     def on_test_begin(self, logs=None) -> None:
         self._tracker.test_begin()

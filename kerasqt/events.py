@@ -26,6 +26,7 @@ __all__ = [
     "ErrorEvent",
     "EvalEvent",
     "Event",
+    "MeansEvent",
     "MessageEvent",
     "PatienceEvent",
     "SineEvent",
@@ -42,8 +43,9 @@ __all__ = [
 def drain(q: queue.SimpleQueue, limit: int = 100_000, *, rows: bool = False) -> list:
     """Everything queued in ``q`` now (at most ``limit`` items), without waiting.
 
-    A batch that the training thread queued as a plain tuple ``(step, epoch, time, logs, lr)``
-    (cheaper for it than building the event) comes out as its :class:`BatchEvent`; with
+    A batch that the training thread queued as a plain tuple ``(step, epoch, time, logs, lr)`` or
+    ``(step, epoch, time, logs, lr, counts)`` (cheaper for it than building the event) comes out as
+    its :class:`BatchEvent`; with
     ``rows``, consecutive batches whose logs are plain floats under the same keys, in the same
     order, come out together as one :class:`BatchRows` (the others still as events, in their
     place).
@@ -66,7 +68,7 @@ def _gather_rows(items: list) -> list:
     run: list[tuple] = []
     keys: tuple = ()
     for item in items:
-        logs = item[3] if type(item) is tuple and len(item) == 5 else None
+        logs = item[3] if type(item) is tuple and 5 <= len(item) <= 6 else None
         names = tuple(logs) if type(logs) is dict else None  # in order: a line writes them so
         if run and names != keys:  # the run ends here
             out.extend(BatchRows.gather(run))
@@ -82,13 +84,13 @@ def _gather_rows(items: list) -> list:
     return out
 
 
-def batch_event(step: int, epoch: int, t: float, logs, lr: float | None) -> BatchEvent:
+def batch_event(step: int, epoch: int, t: float, logs, lr: float | None, counts=None) -> BatchEvent:
     """The :class:`BatchEvent` of one batch's Keras ``logs`` (logs it cannot read: all ``bad``)."""
     try:
         values, bad = numbers(logs)
     except Exception:  # logs that fail while read: the batch still counts, its values do not
         values, bad = {}, ("(unreadable logs)",)
-    return BatchEvent(step, epoch, t, values, bad, lr)
+    return BatchEvent(step, epoch, t, values, bad, lr, counts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,8 +107,32 @@ class StartEvent:
 
 
 @dataclass(frozen=True, slots=True)
+class MeansEvent:
+    """Which logged batch values are running means, and of what weights (once per run, before its
+    first batch): the window recovers each batch's own value from them (:mod:`kerasqt.perbatch`).
+
+    Keras logs each batch's metrics as their mean since the epoch began. ``means`` maps a metric
+    that is such a mean (the loss, accuracies, MSE, crossentropies...) to the index, in each
+    batch's ``counts``, of the weight it counted so far in the epoch; ``weights`` says what each
+    count is: ``samples``, ``weights`` (sums of sample weights, masks), or ``batches`` (the
+    batches themselves: each taken to weigh the same, where no count can be read). ``running``
+    names the metrics that are not means (AUC, precision, F-scores...): their running value is
+    all there is. ``execution``: batches per logged point (``steps_per_execution``)."""
+
+    step: int
+    time: float
+    means: Mapping[str, int]
+    weights: tuple[str, ...] = ()
+    running: tuple[str, ...] = ()
+    execution: int = 1
+
+
+@dataclass(frozen=True, slots=True)
 class BatchEvent:
-    """One training batch. ``step`` is global (counts across epochs, from 1)."""
+    """One training batch. ``step`` is global (counts across epochs, from 1).
+
+    ``counts``: what the running means of the logged values had counted so far in the epoch, one
+    number per weighting of the run's :class:`MeansEvent` (None: not known)."""
 
     step: int
     epoch: int
@@ -114,13 +140,23 @@ class BatchEvent:
     values: Mapping[str, float]
     bad: tuple[str, ...] = ()
     lr: float | None = None
+    counts: tuple[float, ...] | None = None
 
 
 def _plain_batch(item: tuple) -> bool:
     """Whether one queued batch has the plain types a :class:`BatchRows` holds."""
-    step, epoch, t, logs, lr = item
+    step, epoch, t, logs, lr = item[:5]
+    counts = item[5] if len(item) > 5 else None
     return (type(step) is int and type(epoch) is int and type(t) is float and (lr is None or type(lr) is float)
+            and (counts is None or (type(counts) is tuple and counts and all(type(c) is float for c in counts)))
             and all(type(k) is str and type(v) is float for k, v in logs.items()))
+
+
+def _shape(item: tuple) -> tuple:
+    """What must be alike in the batches of one :class:`BatchRows`: a learning rate or none, and
+    as many counts (None: none)."""
+    counts = item[5] if len(item) > 5 else None
+    return item[4] is None, None if type(counts) is not tuple else len(counts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,7 +164,9 @@ class BatchRows:
     """Consecutive training batches with the same metrics, as columns of Python numbers.
 
     ``values[key][i]`` is batch ``i``'s value of ``key`` (every value a ``float``); ``lrs`` is
-    None when no batch had a learning rate, else a float per batch. Made by :func:`drain`
+    None when no batch had a learning rate, else a float per batch; ``counts`` is None when no
+    batch had counts, else a column per weighting (``counts[j][i]``: batch ``i``'s count ``j``,
+    see :class:`BatchEvent`). Made by :func:`drain`
     with ``rows=True``: the receiver refines and logs a whole drain at once, instead of
     building, reading and writing an object per batch. :meth:`events` gives the batches back
     as :class:`BatchEvent` values, the same ones ``drain`` would have made.
@@ -139,6 +177,7 @@ class BatchRows:
     times: list[float]
     values: dict[str, list[float]]
     lrs: list[float] | None = None
+    counts: tuple[list[float], ...] | None = None
 
     def __len__(self) -> int:
         return len(self.steps)
@@ -146,8 +185,8 @@ class BatchRows:
     @classmethod
     def gather(cls, raw: list[tuple]) -> list:
         """Queued batch tuples whose logs share their keys (checked by the caller) as rows; a batch
-        with a value that is not a float (or a step, epoch, time or learning rate of another type)
-        as its event, in its place, and rows on either side of it."""
+        with a value that is not a float (or a step, epoch, time, learning rate or count of another
+        type) as its event, in its place, and rows on either side of it."""
         rows = cls._columns(raw)
         if rows is not None:
             return [rows]
@@ -155,7 +194,7 @@ class BatchRows:
         run: list[tuple] = []
         for item in raw:  # the rare case: find the odd ones out
             plain = _plain_batch(item)
-            if run and not (plain and (item[4] is None) == (run[0][4] is None)):
+            if run and not (plain and _shape(item) == _shape(run[0])):
                 out.append(cls._columns(run))
                 run = []
             if plain:
@@ -169,23 +208,37 @@ class BatchRows:
     @classmethod
     def _columns(cls, raw: list[tuple]) -> BatchRows | None:
         """The rows of ``raw``, or None unless every number has its plain type (and the learning
-        rate is always a float or always None)."""
-        steps, epochs, times, logs, lrs = map(list, zip(*raw, strict=True))
+        rate is always a float or always None, the counts always as many floats or always None)."""
+        if len({len(item) for item in raw}) > 1:
+            raw = [item if len(item) == 6 else (*item, None) for item in raw]
+        steps, epochs, times, logs, lrs, *counted = map(list, zip(*raw, strict=True))
         values = {key: [d[key] for d in logs] for key in logs[0]}
         floats, ints = {float}, {int}
         if not ({type(s) for s in steps} == ints and {type(e) for e in epochs} == ints
                 and {type(t) for t in times} == floats and {type(lr) for lr in lrs} in (floats, {type(None)})
                 and all(type(k) is str and {type(v) for v in col} == floats for k, col in values.items())):
             return None
-        return cls(steps, epochs, times, values, None if lrs[0] is None else lrs)
+        counts = None
+        if counted and counted[0][0] is not None:
+            rows = counted[0]
+            if {type(c) for c in rows} != {tuple} or len({len(c) for c in rows}) != 1 or not rows[0]:
+                return None
+            counts = tuple(map(list, zip(*rows, strict=True)))
+            if not all({type(c) for c in col} == floats for col in counts):
+                return None
+        elif counted and any(c is not None for c in counted[0]):
+            return None
+        return cls(steps, epochs, times, values, None if lrs[0] is None else lrs, counts)
 
     def events(self) -> list[BatchEvent]:
         """The batches as events, in their order."""
         keys = list(self.values)
-        lrs = self.lrs or [None] * len(self.steps)
-        return [BatchEvent(step, epoch, t, dict(zip(keys, vals, strict=True)), (), lr)
-                for step, epoch, t, lr, *vals in zip(self.steps, self.epochs, self.times, lrs,
-                                                      *self.values.values(), strict=True)]
+        n = len(self.steps)
+        lrs = self.lrs or [None] * n
+        counts = list(zip(*self.counts, strict=True)) if self.counts else [None] * n
+        return [BatchEvent(step, epoch, t, dict(zip(keys, vals, strict=True)), (), lr, c)
+                for step, epoch, t, lr, c, *vals in zip(self.steps, self.epochs, self.times, lrs, counts,
+                                                         *self.values.values(), strict=True)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -347,7 +400,7 @@ class SineEvent:
 
 
 Event = (StartEvent | BatchEvent | BatchRows | EvalEvent | EpochEvent | EndEvent | ErrorEvent | MessageEvent
-         | SineEvent | ControlEvent | PatienceEvent)
+         | SineEvent | ControlEvent | PatienceEvent | MeansEvent)
 
 
 def numbers(logs) -> tuple[dict[str, float], tuple[str, ...]]:

@@ -2,7 +2,9 @@
 
 Owned by the window (main thread). A :class:`BatchTable` holds one row per train
 batch: the global step and, per metric, the raw value and its moving average as
-``float32``; a metric first seen mid-run gets NaN for the rows before it. An
+``float32`` and, for a running mean whose batches' own values were recovered
+(:mod:`kerasqt.perbatch`), those and their moving average too; a metric first seen
+mid-run gets NaN for the rows before it. An
 :class:`EpochTable` holds one row per epoch (or evaluation) with every metric
 given, train and ``val_`` alike. :class:`RunHistory` holds a run's tables and takes the
 refiner's updates, saying what each changed (:class:`Applied`).
@@ -15,6 +17,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
+
+from .perbatch import PER_BATCH, VIEWS
 
 __all__ = ["LR_KEY", "Applied", "BatchTable", "EpochTable", "RunHistory", "group_of", "metric_groups"]
 
@@ -123,21 +127,49 @@ def _grow(arr: np.ndarray, cap: int, fill: float) -> np.ndarray:
 
 
 class BatchTable(_Columns):
-    """Per-batch rows: ``steps`` and, per metric, ``column(key)`` and ``smoothed(key)``.
+    """Per-batch rows: ``steps`` and, per metric, ``column(key)`` and ``smoothed(key)``; for a
+    running mean with its batches' own values, ``per_batch(key)`` and ``per_batch(key, True)``.
 
-    The smoothed columns are held apart from the metrics' own (under ``(SMOOTH, key)``), so
-    that no metric name, ``loss~`` included, can stand for another metric's moving average.
-    ``names()`` lists the metrics; :meth:`columns` gives every column with a display name, a
-    moving average named after its metric with ``SMOOTH`` (``~``) added.
+    The smoothed and per-batch columns are held apart from the metrics' own (under ``(tag,
+    key)``), so that no metric name, ``loss~`` included, can stand for another metric's moving
+    average. ``names()`` lists the metrics; :meth:`columns` gives every column with a display
+    name: a moving average named after its metric with ``SMOOTH`` (``~``) added, per-batch
+    values with ``PER`` (`` per batch``), their moving average with both.
     """
 
     SMOOTH = "~"
+    PER = " per batch"
+    PER_SMOOTH = " per batch~"
 
-    def extend(self, steps: np.ndarray, values: Mapping[str, np.ndarray], smoothed: Mapping[str, np.ndarray]) -> int:
+    def extend(self, steps: np.ndarray, values: Mapping[str, np.ndarray], smoothed: Mapping[str, np.ndarray],
+               per_batch: Mapping[str, np.ndarray] | None = None,
+               per_batch_smoothed: Mapping[str, np.ndarray] | None = None) -> int:
         """Append a chunk of batches; returns the first row that changed (late rows are merged in)."""
         cols: dict = dict(values)
         cols.update({(self.SMOOTH, k): v for k, v in smoothed.items()})
+        cols.update({(self.PER, k): v for k, v in (per_batch or {}).items()})
+        cols.update({(self.PER_SMOOTH, k): v for k, v in (per_batch_smoothed or {}).items()})
         return self._append(np.asarray(steps, np.int64), cols)
+
+    def forget_per_batch(self, key: str) -> None:
+        """Drop the per-batch values of ``key``: its batch lines show its values as logged."""
+        gone = [self._cols.pop((tag, key), None) for tag in (self.PER, self.PER_SMOOTH)]
+        if any(col is not None for col in gone):
+            self.version = next(_VERSIONS)
+
+    def per_batch(self, key: str, smoothed: bool = False) -> np.ndarray | None:
+        """The batches' own values of ``key`` (or their moving average), or None when it has none."""
+        col = self._cols.get((self.PER_SMOOTH if smoothed else self.PER, key))
+        return None if col is None else col[: self._n]
+
+    def line(self, key: str, smoothed: bool, view: str) -> np.ndarray:
+        """What a batch line of ``key`` shows in ``view``: the batches' own values where it has
+        them and the view is per batch, else the values as logged."""
+        if view == PER_BATCH:
+            col = self.per_batch(key, smoothed)
+            if col is not None:
+                return col
+        return self.smoothed(key) if smoothed else self.column(key)
 
     def names(self) -> list[str]:
         return [n for n in self._cols if type(n) is str]
@@ -150,12 +182,13 @@ class BatchTable(_Columns):
 
     def columns(self) -> list[tuple[str, np.ndarray]]:
         """``(name, values)`` of every column in the order they came: ``loss``, then ``loss~`` (its
-        moving average), ...; a name taken by a metric gets one more ``~``."""
+        moving average), ``loss per batch``, ``loss per batch~``...; a name taken by a metric gets
+        one more ``~``."""
         taken = set(self.names())
         out = []
         for name, col in self._cols.items():
             if type(name) is not str:
-                name = name[1] + self.SMOOTH
+                name = name[1] + name[0]
                 while name in taken:
                     name += self.SMOOTH
                 taken.add(name)
@@ -199,10 +232,16 @@ class Applied:
 
 class RunHistory:
     """One run's tables: batches, epochs, tests (``test_`` metrics) and learning rates (the
-    ``(step, rate)`` where it changed and at each epoch's end), with the run's plan."""
+    ``(step, rate)`` where it changed and at each epoch's end), with the run's plan, what it said
+    of its metrics (``means``: a MeansEvent, or None) and the view of its batch values (``view``:
+    each batch's own, or Keras' running means; :mod:`kerasqt.perbatch`)."""
 
-    def __init__(self, start=None) -> None:
+    def __init__(self, start=None, view: str = PER_BATCH) -> None:
         """``start``: the run's StartEvent, or None (its planned steps unknown)."""
+        if view not in VIEWS:
+            raise ValueError(f"view must be one of {VIEWS}, got {view!r}")
+        self.view = view
+        self.means = None
         self.batches = BatchTable()
         self.epochs = EpochTable()
         self.tests = EpochTable()
@@ -218,9 +257,14 @@ class RunHistory:
         keys: list[str] = []
         chunk = update.batches
         merged = False
+        if update.means is not None:  # (told again: without the metrics found not to be means after all)
+            for key in set(self.means.means if self.means is not None else ()) - set(update.means.means):
+                self.batches.forget_per_batch(key)
+            self.means = update.means
         if chunk is not None and len(chunk.steps):
             seen = len(self.batches)
-            first = self.batches.extend(chunk.steps, chunk.values, chunk.smoothed)
+            first = self.batches.extend(chunk.steps, chunk.values, chunk.smoothed, chunk.per_batch,
+                                        chunk.per_batch_smoothed)
             changed.append(float(self.batches.steps[max(first - 1, 0)]))  # from the point the new ones join
             merged = first < seen
             keys += chunk.values
@@ -255,7 +299,9 @@ class RunHistory:
         table = self.table(kind)
         if key not in table.names():
             return None
-        return table.smoothed(key) if kind == "s" else table.column(key)
+        if kind in "bs":
+            return self.batches.line(key, kind == "s", self.view)
+        return table.column(key)
 
     def last_step(self) -> int:
         """The newest step of a batch, epoch or test row (0 before any)."""

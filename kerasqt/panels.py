@@ -20,6 +20,7 @@ from .blit import set_exact
 from .decimate import Decimator
 from .history import LR_KEY, BatchTable, EpochTable, group_of
 from .limits import Range, finite_range, near, union
+from .perbatch import PER_BATCH, batch_labels
 
 __all__ = ["LR", "RUN_COLORS", "TEST", "TRAIN", "VAL", "Layout", "Overlay", "Panel"]
 
@@ -175,6 +176,9 @@ class Layout:
         self.panels: dict[str, Panel] = {}
         self.groups: dict[str, list[str]] = {}  # group -> its metrics, in order seen
         self._spare: dict[str, Panel] = {}
+        # the legend's words for a metric's batch lines, and the view they show (MetricsPlot's)
+        self.batch_labels = lambda key: batch_labels(key, None, PER_BATCH)
+        self.view = PER_BATCH
 
     @property
     def comparing(self) -> bool:
@@ -229,6 +233,8 @@ class Layout:
             return  # a new run without data yet: the last run's axes wait for its metric names
         spare, self._spare = self._spare, {}
         if self._reuse(spare, groups):
+            if self.relabel():  # the last run's words: this run's metrics may differ
+                self.state.full = True
             return
         self.figure.clear()
         self.panels = {}
@@ -277,6 +283,23 @@ class Layout:
         self.state.full = False
         return True
 
+    def relabel(self) -> bool:
+        """The batch lines' legend words anew (what the run said of its metrics came, or the view
+        changed); the axes whose words changed get their legend anew. True when any did."""
+        changed = False
+        for panel in self.panels.values() if not self.comparing else ():
+            words = {}
+            for key in panel.keys:
+                if "b:" + key in panel.lines:
+                    words["b:" + key], words["s:" + key] = self.batch_labels(key)
+            if all(panel.lines[name].get_label() == text for name, text in words.items()):
+                continue
+            for name, text in words.items():
+                panel.lines[name].set_label(text)
+            panel.ax.legend(loc="best", fontsize="small", framealpha=0.6)
+            changed = True
+        return changed
+
     def place(self) -> None:
         """Put the axes in a grid of 1 or 2 columns, each in its cell with ``MARGINS``."""
         panels = list(self.panels.values())
@@ -318,10 +341,11 @@ class Layout:
             elif key.startswith("test_"):
                 panel.lines["t:" + key] = ax.plot([], [], "D", color=test, ms=6, label=named, animated=True)[0]
             else:
+                faint, smooth = self.batch_labels(key)
                 panel.lines["b:" + key] = ax.plot([], [], "-", color=train, lw=0.7, alpha=0.45, animated=True,
-                                                  label=f"{key} (batch)" if run is None else "_batch")[0]
+                                                  label=faint if run is None else "_batch")[0]
                 panel.lines["s:" + key] = ax.plot([], [], "-", color=train, lw=1.6, animated=True,
-                                                  label=f"{key} (smoothed)" if run is None else named)[0]
+                                                  label=smooth if run is None else named)[0]
                 panel.lines["e:" + key] = ax.plot([], [], "o", color=train, mec="white", ms=6, animated=True,
                                                   label=f"{key} (epoch)" if run is None else "_epoch")[0]
         if keys:
@@ -346,7 +370,7 @@ class Layout:
             else:
                 batch = key in ov.batches.metrics()
                 if batch:
-                    panel.still += ax.plot(ov.batches.steps, ov.batches.smoothed(key), "-", lw=1.3,
+                    panel.still += ax.plot(ov.batches.steps, ov.batches.line(key, True, self.view), "-", lw=1.3,
                                            label=f"{ov.name}: {key}", **style)
                 if key in ov.epochs.names():
                     panel.still += ax.plot(ov.epochs.steps, ov.epochs.column(key), "o", ms=4,

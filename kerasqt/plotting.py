@@ -40,6 +40,7 @@ from .drawstate import DrawState, Work
 from .history import LR_KEY, RunHistory
 from .marks import MarkArtists, RunMarks
 from .panels import LR, RUN_COLORS, TEST, TRAIN, VAL, Layout, Panel
+from .perbatch import VIEWS, batch_labels
 
 __all__ = ["LR", "LR_KEY", "RUN_COLORS", "TEST", "TRAIN", "VAL", "MetricsPlot", "Plot"]
 
@@ -72,6 +73,7 @@ class MetricsPlot(Plot):
         self.history = RunHistory()
         self.layout = Layout(figure, self.state)
         self.mark_artists = MarkArtists()  # learning-rate changes, EarlyStopping's best epoch (kerasqt.marks)
+        self.layout.batch_labels = lambda key: batch_labels(key, self.history.means, self.history.view)
         self.panel_draws = 0  # axes drawn one at a time (staged full draws)
         figure.set_layout_engine("none")  # the axes sit in a fixed grid (Layout.place)
         self.blitter = Blitter(figure, canvas, self.state, lambda: self.panels.values(),
@@ -113,7 +115,7 @@ class MetricsPlot(Plot):
         """Forget the previous run and prepare for ``start`` (a StartEvent or None)."""
         for panel in self.state.stale:  # half drawn for limits set meanwhile: drawn anew
             panel.background = panel.half_drawn = None
-        self.history = RunHistory(start)
+        self.history = RunHistory(start, self.layout.view)
         self.marks = RunMarks()
         self.state.restart()
         self.layout.restart()
@@ -130,6 +132,8 @@ class MetricsPlot(Plot):
             self.reset(update.start)
         applied = self.history.apply(update)
         self.marks.apply(update)
+        if update.means is not None and self.layout.relabel():
+            self.state.full = True  # the legend says what the batch lines are
         if applied.merged:  # late rows were merged in the middle: recompute decimation
             for panel in self.panels.values():
                 panel.restart_decimation()
@@ -162,6 +166,29 @@ class MetricsPlot(Plot):
             panel.user_view = False
             panel.expected = None  # the new scale is ours, not the user's
             panel.restart_decimation()
+        self.state.full = True
+        self.state.dirty = True
+
+    @property
+    def batch_view(self) -> str:
+        """What the batch lines show: ``"batch"``, each batch's own value where the run gave what it
+        takes (the default), or ``"running"``, the running means Keras logs (:mod:`kerasqt.perbatch`)."""
+        return self.layout.view
+
+    def set_batch_view(self, view: str) -> None:
+        """Show each batch's own values or Keras' running means; both are kept, so the lines are
+        drawn anew from the tables, every run's."""
+        if view not in VIEWS:
+            raise ValueError(f"view must be one of {VIEWS}, got {view!r}")
+        if view == self.layout.view:
+            return
+        self.layout.view = self.history.view = view
+        for panel in self.panels.values():
+            panel.fed.clear()
+            panel.restart_decimation()
+        if self.overlays:
+            self.state.layout = True  # the kept runs' still lines too
+        self.layout.relabel()
         self.state.full = True
         self.state.dirty = True
 

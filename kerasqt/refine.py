@@ -25,12 +25,14 @@ from .events import (
     EpochEvent,
     ErrorEvent,
     EvalEvent,
+    MeansEvent,
     PatienceEvent,
     StartEvent,
     is_learning_rate,
     split_learning_rate,
     summary,
 )
+from .perbatch import BatchRecovery, counts_array, moving_average
 
 __all__ = ["Progress", "TrainingRefiner", "TrainingUpdate"]
 
@@ -96,11 +98,15 @@ def _clock(seconds: float) -> str:
 
 @dataclass(frozen=True, slots=True)
 class BatchChunk:
-    """New batch rows: global steps and, per metric, raw and smoothed values (float32)."""
+    """New batch rows: global steps and, per metric, raw and smoothed values (float32); for the
+    metrics that are running means with counts (:mod:`kerasqt.perbatch`), each batch's own value
+    and its moving average too."""
 
     steps: np.ndarray
     values: Mapping[str, np.ndarray]
     smoothed: Mapping[str, np.ndarray]
+    per_batch: Mapping[str, np.ndarray] = field(default_factory=dict)
+    per_batch_smoothed: Mapping[str, np.ndarray] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,6 +125,7 @@ class TrainingUpdate:
     lrs: tuple[tuple[int, float], ...] = ()
     # Controls (ControlEvent) and EarlyStopping's state (PatienceEvent), in the order they came
     steering: tuple[ControlEvent | PatienceEvent, ...] = ()
+    means: MeansEvent | None = None  # the run's metrics that are running means, when that came
 
 
 class TrainingRefiner:
@@ -137,6 +144,8 @@ class TrainingRefiner:
 
     def reset(self) -> None:
         self._ema: dict[str, float] = {}
+        self._ema_batch: dict[str, float | None] = {}  # the per-batch values' moving averages
+        self._recovery = BatchRecovery()
         self._warned: set[tuple[str, str]] = set()
         self._start: StartEvent | None = None
         self._rate_window: deque[tuple[float, int]] = deque()
@@ -158,7 +167,7 @@ class TrainingRefiner:
 
     # -- one drained chunk of events -> one update --------------------------------------------
     def refine(self, events: list) -> TrainingUpdate | None:
-        start = end = None
+        start = end = means = None
         batches: list[BatchEvent | BatchRows] = []  # in their order
         epochs: list[EpochEvent] = []
         tests: list[EvalEvent] = []
@@ -194,11 +203,14 @@ class TrainingRefiner:
                 if isinstance(ev, PatienceEvent):
                     self._patience = (ev.wait, ev.patience)
                 continue
+            elif isinstance(ev, MeansEvent):
+                means = self._recovery.means = ev  # (before the run's first batch)
+                continue
             else:
                 continue
             newest = max(newest, ev.time)
         self._newest = newest
-        if not (start or batches or epochs or tests or end or steering):
+        if not (start or batches or epochs or tests or end or steering or means):
             return None
         rows = [b for b in batches if isinstance(b, BatchRows)]
         if rows and (len(rows) < len(batches) or any(list(r.values) != list(rows[0].values) for r in rows)):
@@ -220,6 +232,7 @@ class TrainingRefiner:
             nonfinite=frozenset(k for k, kind in self._warned if kind == "nonfinite"),
             lrs=lrs,
             steering=tuple(steering),
+            means=means,
         )
 
     # -- pieces ---------------------------------------------------------------------------------
@@ -309,6 +322,12 @@ class TrainingRefiner:
                 values[key], smoothed[key] = self._smooth(key, column("values", key), steps)
         times = column("times")
         epochs = column("epochs")
+        means, counts, raw = self._recovery.means, None, {}
+        if means is not None and any(r.counts is not None for r in rows):
+            counts = counts_array([(len(r), r.counts) for r in rows], self._weights(), columns=True)
+            counts = counts if order is None else counts[order]
+            raw = {key: column("values", key) for key in means.means if key in values}
+        per, per_smoothed = self._per_batch(steps, epochs, raw, counts)
         lrs = column("lrs") if any(r.lrs is not None for r in rows) else None
         if lrs is not None:
             shown = self._lr_shown
@@ -324,7 +343,7 @@ class TrainingRefiner:
         if self._last_batch is None or steps[-1] >= self._last_batch.step:
             self._last_batch = BatchEvent(steps[-1], epochs[-1], times[-1], {})  # (its step, epoch and time)
         self.counts["batches"] += n
-        return BatchChunk(np.array(steps, np.int64), values, smoothed)
+        return BatchChunk(np.array(steps, np.int64), values, smoothed, per, per_smoothed)
 
     def _batch_chunk(self, batches: list[BatchEvent]) -> BatchChunk:
         batches.sort(key=lambda e: e.step)
@@ -338,10 +357,15 @@ class TrainingRefiner:
         values: dict[str, np.ndarray] = {}
         smoothed: dict[str, np.ndarray] = {}
         step_list = steps.tolist()
+        raws = {}
         for key in keys:
-            raw = np.fromiter((ev.values.get(key, math.nan) for ev in batches), np.float64, n).tolist()
+            raw = raws[key] = np.fromiter((ev.values.get(key, math.nan) for ev in batches), np.float64, n).tolist()
             values[key], smoothed[key] = self._smooth(key, raw, step_list,
                                                       logged=lambda i, key=key: key in batches[i].values)
+        counts = None
+        if self._recovery.means is not None:
+            counts = counts_array([(1, ev.counts) for ev in batches], self._weights())
+        per, per_smoothed = self._per_batch(step_list, [ev.epoch for ev in batches], raws, counts)
         for ev in batches:
             lr = ev.lr if ev.lr is not None else split_learning_rate(ev.values)[1]
             if lr is not None:
@@ -352,7 +376,20 @@ class TrainingRefiner:
         if self._last_batch is None or newest.step >= self._last_batch.step:
             self._last_batch = newest
         self.counts["batches"] += n
-        return BatchChunk(steps, values, smoothed)
+        return BatchChunk(steps, values, smoothed, per, per_smoothed)
+
+    def _weights(self) -> int:
+        return len(self._recovery.means.weights)
+
+    def _per_batch(self, steps, epochs, raws, counts) -> tuple[dict, dict]:
+        """Each batch's own value of the metrics that are running means, and its moving average."""
+        per = self._recovery.recover(steps, epochs, raws, counts)
+        smoothed = {}
+        for key, col in per.items():
+            smoothed[key], self._ema_batch[key] = moving_average(col, self._ema_batch.get(key), self.smoothing)
+            with np.errstate(over="ignore"):
+                per[key] = col.astype(np.float32)
+        return per, smoothed
 
     def _epoch_done(self, ev: EpochEvent) -> EpochEvent:
         """Count, check and tell an epoch's end; returns it without a logged learning rate."""

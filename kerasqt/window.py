@@ -31,6 +31,7 @@ from qtpy.QtWidgets import (
     QWidget,
 )
 
+from .batchview import RunningMeansBox
 from .demo import DemoSession, DemoSettings
 from .demo.plot import SinePlot
 from .demo.refiner import SineUpdate
@@ -131,6 +132,7 @@ class MonitorWindow(WindowSaving, QMainWindow):
         self.export_button, self.status = controls.export_button, controls.status
         self.steer = controls.steer  # the run's controls (kerasqt.steerbar)
         self.steer.message.connect(self.append_message)
+        self.running_box = RunningMeansBox.into(controls, self, after=self.log_checkbox)
 
         self.progress_row = ProgressRow()
         self.progress, self.progress_label = self.progress_row.bar, self.progress_row.label
@@ -172,6 +174,7 @@ class MonitorWindow(WindowSaving, QMainWindow):
         self.plot = SinePlot(self.figure, self.canvas) if demo else MetricsPlot(self.figure, self.canvas)
         if not demo:
             self.plot.set_log_scale(self.log_checkbox.isChecked())
+        self.running_box.follow(self.plot)
         for w in (self.start_button, self.stop_button):
             w.setVisible(demo)
         self.steer.setVisible(not demo)

@@ -213,7 +213,7 @@ def test_validation_data_gives_val_lines_in_the_metric_axes(qtbot, monitor, tmp_
 
     assert set(win.plot.panels) == {"loss", "accuracy"}
     loss_labels = _legend(win.plot.panels["loss"])
-    assert {"loss (batch)", "loss (smoothed)", "loss (epoch)", "val_loss"} <= set(loss_labels)
+    assert {"loss (per batch)", "loss (smoothed)", "loss (epoch)", "val_loss"} <= set(loss_labels)
     assert "val_accuracy" in _legend(win.plot.panels["accuracy"])
     val = win.plot.panels["loss"].lines["e:val_loss"]
     np.testing.assert_allclose(val.get_ydata(), hist.history["val_loss"], rtol=1e-5)

@@ -11,7 +11,9 @@ from pathlib import Path
 __all__ = ["DEFAULT_LOG_DIR", "ENV_LOG_DIR", "FORMAT", "MAX_LINE", "VERSION", "RunLogError", "resolve_log_dir"]
 
 FORMAT = "kerasqt-run"
-VERSION = 2  # 2: control and patience events, lr_fixed in start (version 1 logs read as before)
+# 2: control and patience events, lr_fixed in start (version 1 logs read as before); later within 2, as
+# readers of 2 skip them: means events and the counts of batch lines (kerasqt.perbatch)
+VERSION = 2
 ENV_LOG_DIR = "KERASQT_LOG_DIR"
 MAX_LINE = 16 * 1024 * 1024  # bytes; a sine curve of the demo is ~30 kB
 

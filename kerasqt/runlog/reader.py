@@ -21,6 +21,7 @@ from ..events import (
     EpochEvent,
     ErrorEvent,
     EvalEvent,
+    MeansEvent,
     MessageEvent,
     PatienceEvent,
     SineEvent,
@@ -99,6 +100,30 @@ def _strs(v) -> tuple[str, ...]:
     return tuple(_str(x) for x in v)
 
 
+def _counts(v) -> tuple[float, ...]:
+    if type(v) is not list:
+        raise _Bad("not a list")
+    return tuple(_num(x) for x in v)
+
+
+def _means(v) -> dict[str, int]:
+    if type(v) is not dict:
+        raise _Bad("not an object")
+    return {_str(k): _index(x) for k, x in v.items()}
+
+
+def _index(v) -> int:
+    if type(v) is not int or not 0 <= v < 1024:
+        raise _Bad(f"not an index: {_short(v)}")
+    return v
+
+
+def _execution(v) -> int:
+    if type(v) is not int or not 1 <= v < _INT64:
+        raise _Bad(f"not a whole number >= 1: {_short(v)}")
+    return v
+
+
 def _floats(v) -> np.ndarray:
     if type(v) is not list:
         raise _Bad("not a list")
@@ -116,7 +141,10 @@ _FIELDS = {
                            ("steps", _opt(_int), None), ("batch_size", _opt(_int), None),
                            ("initial_epoch", _int, 0), ("run", _str, ""), ("lr_fixed", _str, "")]),
     "batch": (BatchEvent, [("step", _int, _REQUIRED), ("epoch", _int, _REQUIRED), ("time", _finite_num, _REQUIRED),
-                           ("values", _values, _REQUIRED), ("bad", _strs, ()), ("lr", _opt(_num), None)]),
+                           ("values", _values, _REQUIRED), ("bad", _strs, ()), ("lr", _opt(_num), None),
+                           ("counts", _opt(_counts), None)]),
+    "means": (MeansEvent, [("step", _int, _REQUIRED), ("time", _finite_num, _REQUIRED), ("means", _means, _REQUIRED),
+                           ("weights", _strs, ()), ("running", _strs, ()), ("execution", _execution, 1)]),
     "eval": (EvalEvent, [("step", _int, _REQUIRED), ("epoch", _int, _REQUIRED), ("time", _finite_num, _REQUIRED),
                          ("values", _values, _REQUIRED), ("kind", _str, "val"), ("bad", _strs, ())]),
     "epoch": (EpochEvent, [("step", _int, _REQUIRED), ("epoch", _int, _REQUIRED), ("time", _finite_num, _REQUIRED),
@@ -135,7 +163,8 @@ _FIELDS = {
     "sine": (SineEvent, [("index", _int, _REQUIRED), ("periods", _int, _REQUIRED), ("x", _floats, _REQUIRED),
                          ("y", _floats, _REQUIRED)]),
 }
-_KINDS = {"training": {"start", "batch", "eval", "epoch", "end", "error", "message", "control", "patience"},
+_KINDS = {"training": {"start", "batch", "eval", "epoch", "end", "error", "message", "control", "patience",
+                        "means"},
           "sine": {"sine", "message", "end", "error"}}
 
 
@@ -163,6 +192,8 @@ def _decode(obj) -> tuple[float | None, object] | None:
             kwargs[name] = default
     if cls is SineEvent and len(kwargs["x"]) != len(kwargs["y"]):
         raise _Bad("sine x and y differ in length")
+    if cls is MeansEvent and any(i >= len(kwargs["weights"]) for i in kwargs["means"].values()):
+        raise _Bad("means names a weight that is not in weights")
     t = kwargs.get("time")
     if t is None and "time" in obj:
         try:

@@ -30,6 +30,7 @@ from ..events import (
     EpochEvent,
     ErrorEvent,
     EvalEvent,
+    MeansEvent,
     MessageEvent,
     PatienceEvent,
     SineEvent,
@@ -73,8 +74,11 @@ def _finite(obj):
 def _encode(ev, now: float) -> dict | None:
     t = type(ev)
     if t is BatchEvent:
-        return {"type": "batch", "time": ev.time, "step": ev.step, "epoch": ev.epoch, "values": ev.values,
-                "bad": ev.bad, "lr": ev.lr}
+        obj = {"type": "batch", "time": ev.time, "step": ev.step, "epoch": ev.epoch, "values": ev.values,
+               "bad": ev.bad, "lr": ev.lr}
+        if ev.counts is not None:
+            obj["counts"] = ev.counts
+        return obj
     if t is EpochEvent:
         return {"type": "epoch", "time": ev.time, "step": ev.step, "epoch": ev.epoch, "values": ev.values,
                 "bad": ev.bad, "lr": ev.lr}
@@ -87,6 +91,9 @@ def _encode(ev, now: float) -> dict | None:
         if ev.lr_fixed:
             obj["lr_fixed"] = ev.lr_fixed
         return obj
+    if t is MeansEvent:
+        return {"type": "means", "time": ev.time, "step": ev.step, "means": ev.means, "weights": ev.weights,
+                "running": ev.running, "execution": ev.execution}
     if t is EndEvent:
         return {"type": "end", "time": ev.time, "step": ev.step, "stopped": ev.stopped}
     if t is ErrorEvent:
@@ -126,6 +133,11 @@ def _batch_line(ev: BatchEvent) -> str | None:
     lr = ev.lr
     if lr is not None and (type(lr) is not float or lr - lr != 0):
         return None
+    counts = ""
+    if ev.counts is not None:
+        if type(ev.counts) is not tuple or not all(type(c) is float and c - c == 0 for c in ev.counts):
+            return None
+        counts = ',"counts":[' + ",".join(map(repr, ev.counts)) + "]"
     parts = []
     for k, v in ev.values.items():
         if type(v) is not float or v - v != 0:  # NaN and inf give NaN here
@@ -137,20 +149,22 @@ def _batch_line(ev: BatchEvent) -> str | None:
             key = _keys[k] = _dumps(k)
         parts.append(f"{key}:{v!r}")
     return (f'{{"type":"batch","time":{ev.time!r},"step":{ev.step},"epoch":{ev.epoch},'
-            f'"values":{{{",".join(parts)}}},"bad":[],"lr":{"null" if lr is None else repr(lr)}}}')
+            f'"values":{{{",".join(parts)}}},"bad":[],"lr":{"null" if lr is None else repr(lr)}{counts}}}')
 
 
 def _rows_lines(rows: BatchRows) -> list[str]:
     """The lines of ``rows``' batches, one template for all (finite numbers, the common case);
     the same lines as their events give, one by one, otherwise."""
     lrs = [] if rows.lrs is None else [rows.lrs]
-    if not all(math.isfinite(sum(col)) for col in (rows.times, *rows.values.values(), *lrs)):
+    counts = rows.counts or ()
+    if not all(math.isfinite(sum(col)) for col in (rows.times, *rows.values.values(), *lrs, *counts)):
         return [_batch_line(ev) or _line(_encode(ev, 0.0)) for ev in rows.events()]  # a NaN or inf: named
     keys = ",".join(_dumps(k).replace("%", "%%") + ":%r" for k in rows.values)
     template = ('{"type":"batch","time":%r,"step":%d,"epoch":%d,"values":{' + keys + '},"bad":[],"lr":'
-                + ("%r}" if lrs else "null}"))
+                + ("%r" if lrs else "null") + (',"counts":[' + ",".join(["%r"] * len(counts)) + "]" if counts else "")
+                + "}")
     return [template % row for row in zip(rows.times, rows.steps, rows.epochs, *rows.values.values(), *lrs,
-                                          strict=True)]
+                                          *counts, strict=True)]
 
 
 class RunLogWriter:
