@@ -136,8 +136,10 @@ class Panel:
         return union(ranges)
 
     def still_range(self, yr: Range | None) -> Range | None:
-        """``yr`` widened to the kept runs' lines."""
-        return union([yr] + [finite_range(line.get_ydata(), self.log) for line in self.still])
+        """``yr`` widened to the kept runs' lines (an overlay's line knows its range: kerasqt.overlay)."""
+        log = self.log
+        return union([yr] + [line.y_range(log) if hasattr(line, "y_range") else finite_range(line.get_ydata(), log)
+                             for line in self.still])
 
 
 class Overlay:
@@ -171,6 +173,7 @@ class Layout:
         self.state = state
         self.label: str | None = None
         self.overlays: list[Overlay] = []
+        self.decorate = None  # called with each new panel before its legend (the run list's overlays)
         self.log_scale = False
         self.panels: dict[str, Panel] = {}
         self.groups: dict[str, list[str]] = {}  # group -> its metrics, in order seen
@@ -243,6 +246,8 @@ class Layout:
             self._make_lines(panel, self.groups[group])
             for overlay in self.overlays:
                 self._overlay_lines(panel, overlay)
+            if self.decorate is not None:
+                self.decorate(panel)
             ax.grid(alpha=0.3)
             ax.set_xlabel("step")
             if self.log_scale or group == LR_KEY:

@@ -1,0 +1,195 @@
+"""Earlier runs drawn over the live axes, still, each in its own colour (main thread; Matplotlib, no Qt).
+
+The window's run list checks runs; :class:`RunOverlays` draws each one's curves in the axes of
+the run on show: its smoothed batch values (a solid line, unless ``batches`` is off), its epoch
+values (dots), its validation values (a dashed line with squares), its ``evaluate()`` results
+(diamonds) and, where the plot shows one, its learning rate, named once per axes in the legend.
+
+They are *static* artists (:class:`StaticLine`): not animated, so a blit frame never draws them;
+they are part of the background each axes saves when it is drawn anew, and drawn only then,
+min/max decimated to the axes' width in pixels for its view (:mod:`kerasqt.decimate`), the
+decimation kept while the view stays. The limits policy counts them in (their y range is
+computed once per scale). A change (a run checked, unchecked, renamed) asks for one full draw.
+"""
+
+from __future__ import annotations
+
+import weakref
+from dataclasses import dataclass
+
+import numpy as np
+from matplotlib.lines import Line2D
+
+from .blit import set_exact
+from .decimate import minmax_decimate
+from .history import LR_KEY, group_of
+from .limits import finite_range
+
+__all__ = ["OVERLAY_COLORS", "OverlayRun", "RunOverlays", "StaticLine"]
+
+# Apart from the live run's (C0 train, C1 validation, C2 tests, C4 learning rate).
+OVERLAY_COLORS = ("C3", "C9", "C6", "C8", "C5", "C7", "#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173",
+                  "#3182bd", "#e6550d", "#31a354", "#756bb1", "#636363", "#9c9ede", "#cedb9c", "#e7cb94", "#de9ed6")
+DECIMATE_ABOVE = 1000  # points: fewer are drawn as they are
+
+
+class StaticLine(Line2D):
+    """A line of a finished run: all its points kept, drawn decimated to the axes' pixel width when
+    the axes is drawn (not animated: blits leave it alone)."""
+
+    def __init__(self, x, y, *args, **kwargs) -> None:
+        super().__init__([], [], *args, **kwargs)
+        self.full_x = np.asarray(x, float)
+        self.full_y = np.asarray(y, float)
+        self._view = None
+        self._ranges: dict[bool, tuple | None] = {}
+        self.decimations = 0  # how often the view asked for new points (tests, benchmarks)
+        if len(self.full_x) > DECIMATE_ABOVE and len(self.full_x):
+            set_exact(self, *minmax_decimate(self.full_x, self.full_y, self.full_x[0], self.full_x[-1], 1000))
+        else:
+            set_exact(self, self.full_x, self.full_y)
+
+    def draw(self, renderer) -> None:
+        ax = self.axes
+        if ax is not None and len(self.full_x) > DECIMATE_ABOVE:
+            x0, x1 = ax.get_xlim()
+            view = (x0, x1, max(int(ax.bbox.width), 50))
+            if view != self._view:
+                self._view = view
+                self.decimations += 1
+                set_exact(self, *minmax_decimate(self.full_x, self.full_y, *view))
+        super().draw(renderer)
+
+    def y_range(self, log: bool) -> tuple | None:
+        """The finite range of all its values (positive ones on a log scale), computed once per scale."""
+        if log not in self._ranges:
+            self._ranges[log] = finite_range(self.full_y, log)
+        return self._ranges[log]
+
+
+@dataclass
+class OverlayRun:
+    """A run checked in the list: its name in the legend, its colour and its tables."""
+
+    name: str
+    color: str
+    history: object  # a kerasqt.history.RunHistory
+
+
+class RunOverlays:
+    """The runs drawn over a :class:`~kerasqt.plotting.MetricsPlot`'s axes, keyed as the caller likes
+    (the run list: by log path). ``batches``: draw their smoothed batch curves too."""
+
+    def __init__(self) -> None:
+        self.runs: dict[object, OverlayRun] = {}
+        self.batches = True
+        self.plot = None
+        self._drawn: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # Panel -> its StaticLines
+
+    # -- what is overlaid --------------------------------------------------------------------------
+    def attach(self, plot) -> None:
+        """Draw on ``plot`` (a MetricsPlot; its new axes get the overlays as they are made)."""
+        if plot is self.plot:
+            return
+        self.plot = plot
+        plot.layout.decorate = self._decorate
+        self.redraw()
+
+    def free_color(self) -> str:
+        """The first colour no overlaid run has (they repeat past twenty runs)."""
+        used = [run.color for run in self.runs.values()]
+        for color in OVERLAY_COLORS:
+            if color not in used:
+                return color
+        return OVERLAY_COLORS[len(used) % len(OVERLAY_COLORS)]
+
+    def show(self, key, name: str, history, color: str | None = None) -> None:
+        old = self.runs.get(key)
+        self.runs[key] = OverlayRun(name, color or (old.color if old else self.free_color()), history)
+        self.redraw()
+
+    def hide(self, key) -> None:
+        if self.runs.pop(key, None) is not None:
+            self.redraw()
+
+    def rename(self, key, name: str) -> None:
+        run = self.runs.get(key)
+        if run is not None and run.name != name:
+            run.name = name
+            self.redraw()
+
+    def set_batches(self, on: bool) -> None:
+        if self.batches != bool(on):
+            self.batches = bool(on)
+            self.redraw()
+
+    # -- drawing -------------------------------------------------------------------------------------
+    def redraw(self) -> None:
+        """Make the overlays' lines anew in every axes on show; the next frame draws the axes anew."""
+        plot = self.plot
+        if plot is None:
+            return
+        shown = list(plot.panels.values())
+        # (and axes kept for the next run of the same metrics: MetricsPlot.reset keeps them aside)
+        for panel in shown + [p for p in list(self._drawn.keys()) if p not in shown]:
+            for line in self._drawn.pop(panel, []):
+                if line in panel.still:
+                    panel.still.remove(line)
+                if line.axes is not None:
+                    line.remove()
+            if panel.ax not in plot.figure.axes:
+                continue  # gone with a new layout
+            self._decorate(panel)
+            if panel.ax.get_legend() is not None or self._drawn.get(panel):
+                panel.ax.legend(loc="best", fontsize="small", framealpha=0.6, ncols=2 if len(self.runs) > 6 else 1)
+        plot.state.full = True  # every axes drawn anew, limits fitted to the data with the overlays
+        plot.state.dirty = True
+
+    def lines(self, panel) -> list[StaticLine]:
+        """The overlays' lines in ``panel``."""
+        return list(self._drawn.get(panel, []))
+
+    def _decorate(self, panel) -> None:
+        """Put every overlaid run's lines of ``panel``'s metric group in its axes (a new axes, or
+        after :meth:`redraw` took the old lines away)."""
+        made = []
+        for run in self.runs.values():
+            made += self._run_lines(panel, run)
+        panel.still += made
+        self._drawn[panel] = made
+
+    def _run_lines(self, panel, run: OverlayRun) -> list[StaticLine]:
+        ax, group, h = panel.ax, panel.group, run.history
+        style = {"color": run.color, "alpha": 0.8}
+        specs = []  # (x, y, format, keyword arguments)
+        if group == LR_KEY:
+            if len(h.lrs):
+                specs.append((h.lrs.steps, h.lrs.column(LR_KEY), {"lw": 1.2, "drawstyle": "steps-post"}))
+        else:
+            batch_keys = [k for k in h.batches.metrics() if group_of(k) == group]
+            epoch_keys = [k for k in h.epochs.names() if group_of(k) == group]
+            test_keys = [k for k in h.tests.names() if group_of(k) == group]
+            if self.batches:
+                for key in batch_keys:
+                    specs.append((h.batches.steps, h.batches.smoothed(key), {"lw": 1.2}))
+            for key in epoch_keys:
+                x, y = _logged(h.epochs, key)  # (validation every few epochs: one dashed line all the same)
+                if key.startswith("val_"):
+                    specs.append((x, y, {"ls": "--", "marker": "s", "ms": 3.5, "lw": 1.0}))
+                else:
+                    specs.append((x, y, {"ls": "none", "marker": "o", "ms": 3.5}))
+            for key in test_keys:
+                specs.append((*_logged(h.tests, key), {"ls": "none", "marker": "D", "ms": 5}))
+        lines = []
+        for i, (x, y, kw) in enumerate(specs):
+            line = StaticLine(x, y, label=run.name if i == 0 else "_overlay", **style, **kw)
+            ax.add_line(line)
+            lines.append(line)
+        return lines
+
+
+def _logged(table, key: str):
+    """The steps and values of the rows of ``table`` (epochs, tests) that logged ``key``."""
+    y = table.column(key)
+    keep = np.isfinite(y)
+    return table.steps[keep], y[keep]
