@@ -27,7 +27,7 @@ LAYERS = {
     "unit": {"test_pure.py", "test_blit.py", "test_limits.py", "test_plot_state.py", "test_tracker.py",
              "test_bench_stats.py", "test_net.py", "test_catalogue.py"},
     "qt": {"test_demo.py"},
-    "keras": {"test_monitor.py", "test_real_scripts.py", "test_backends.py", "test_runlog.py"},
+    "keras": {"test_monitor.py", "test_real_scripts.py", "test_backends.py", "test_runlog.py", "test_runlist.py"},
     "slow": {"test_faults.py", "test_notebooks.py", "test_cli.py", "test_watch.py"},
 }
 
