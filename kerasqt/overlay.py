@@ -21,16 +21,18 @@ import numpy as np
 from matplotlib.lines import Line2D
 
 from .blit import set_exact
+from .catalogue import higher_is_better
 from .decimate import minmax_decimate
 from .history import LR_KEY, group_of
 from .limits import finite_range
 
-__all__ = ["OVERLAY_COLORS", "OverlayRun", "RunOverlays", "StaticLine"]
+__all__ = ["NAMED", "OVERLAY_COLORS", "OverlayRun", "RunOverlays", "StaticLine"]
 
 # Apart from the live run's (C0 train, C1 validation, C2 tests, C4 learning rate).
 OVERLAY_COLORS = ("C3", "C9", "C6", "C8", "C5", "C7", "#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173",
                   "#3182bd", "#e6550d", "#31a354", "#756bb1", "#636363", "#9c9ede", "#cedb9c", "#e7cb94", "#de9ed6")
 DECIMATE_ABOVE = 1000  # points: fewer are drawn as they are
+NAMED = 8  # overlaid runs named in an axes' legend at most
 
 
 class StaticLine(Line2D):
@@ -44,10 +46,8 @@ class StaticLine(Line2D):
         self._view = None
         self._ranges: dict[bool, tuple | None] = {}
         self.decimations = 0  # how often the view asked for new points (tests, benchmarks)
-        if len(self.full_x) > DECIMATE_ABOVE and len(self.full_x):
-            set_exact(self, *minmax_decimate(self.full_x, self.full_y, self.full_x[0], self.full_x[-1], 1000))
-        else:
-            set_exact(self, self.full_x, self.full_y)
+        if len(self.full_x) <= DECIMATE_ABOVE:
+            set_exact(self, self.full_x, self.full_y)  # (else its points come at its first draw)
 
     def draw(self, renderer) -> None:
         ax = self.axes
@@ -78,13 +78,18 @@ class OverlayRun:
 
 class RunOverlays:
     """The runs drawn over a :class:`~kerasqt.plotting.MetricsPlot`'s axes, keyed as the caller likes
-    (the run list: by log path). ``batches``: draw their smoothed batch curves too."""
+    (the run list: by log path). ``batches``: draw their smoothed batch curves too.
+
+    A change makes only the lines of the runs it concerns (one run checked: its lines), then each
+    axes' legend, which is put in a fixed corner while runs are overlaid (the best place would be
+    looked for among all their points at every full draw): the lower right in the axes of a metric
+    that grows (accuracy), else the upper right."""
 
     def __init__(self) -> None:
         self.runs: dict[object, OverlayRun] = {}
         self.batches = True
         self.plot = None
-        self._drawn: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # Panel -> its StaticLines
+        self._drawn: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # Panel -> {key: its StaticLines}
 
     # -- what is overlaid --------------------------------------------------------------------------
     def attach(self, plot) -> None:
@@ -93,6 +98,7 @@ class RunOverlays:
             return
         self.plot = plot
         plot.layout.decorate = self._decorate
+        plot.layout.legend_at = self._legend_at
         self.redraw()
 
     def free_color(self) -> str:
@@ -106,57 +112,86 @@ class RunOverlays:
     def show(self, key, name: str, history, color: str | None = None) -> None:
         old = self.runs.get(key)
         self.runs[key] = OverlayRun(name, color or (old.color if old else self.free_color()), history)
-        self.redraw()
+        self._update([key])
 
     def hide(self, key) -> None:
         if self.runs.pop(key, None) is not None:
-            self.redraw()
+            self._update([key])
 
     def rename(self, key, name: str) -> None:
         run = self.runs.get(key)
-        if run is not None and run.name != name:
-            run.name = name
-            self.redraw()
+        if run is None or run.name == name:
+            return
+        run.name = name
+        for drawn in list(self._drawn.values()):
+            if drawn.get(key):
+                drawn[key][0].set_label(name)
+        self._update([])
 
     def set_batches(self, on: bool) -> None:
         if self.batches != bool(on):
             self.batches = bool(on)
             self.redraw()
 
+    def lines(self, panel) -> list[StaticLine]:
+        """The overlays' lines in ``panel``."""
+        return [line for lines in self._drawn.get(panel, {}).values() for line in lines]
+
     # -- drawing -------------------------------------------------------------------------------------
     def redraw(self) -> None:
-        """Make the overlays' lines anew in every axes on show; the next frame draws the axes anew."""
+        """Make every overlaid run's lines anew in every axes; the next frame draws the axes anew."""
+        keys = set(self.runs)
+        for drawn in list(self._drawn.values()):
+            keys.update(drawn)
+        self._update(list(keys))
+
+    def _update(self, keys: list) -> None:
+        """Make the lines of the runs ``keys`` anew in every axes (none for a run no longer overlaid),
+        then the legends; the next frame draws every axes anew, its limits fitted to all the data."""
         plot = self.plot
         if plot is None:
             return
         shown = list(plot.panels.values())
         # (and axes kept for the next run of the same metrics: MetricsPlot.reset keeps them aside)
         for panel in shown + [p for p in list(self._drawn.keys()) if p not in shown]:
-            for line in self._drawn.pop(panel, []):
-                if line in panel.still:
-                    panel.still.remove(line)
-                if line.axes is not None:
-                    line.remove()
+            drawn = self._drawn.setdefault(panel, {})
+            for key in keys:
+                for line in drawn.pop(key, []):
+                    if line in panel.still:
+                        panel.still.remove(line)
+                    if line.axes is not None:
+                        line.remove()
             if panel.ax not in plot.figure.axes:
-                continue  # gone with a new layout
-            self._decorate(panel)
-            if panel.ax.get_legend() is not None or self._drawn.get(panel):
-                panel.ax.legend(loc="best", fontsize="small", framealpha=0.6, ncols=2 if len(self.runs) > 6 else 1)
-        plot.state.full = True  # every axes drawn anew, limits fitted to the data with the overlays
+                del self._drawn[panel]  # gone with a new layout
+                continue
+            for key in keys:
+                run = self.runs.get(key)
+                if run is not None:
+                    drawn[key] = self._run_lines(panel, run)
+            if panel.ax.get_legend() is not None or drawn:
+                plot.layout.make_legend(panel)
+        plot.state.full = True
         plot.state.dirty = True
 
-    def lines(self, panel) -> list[StaticLine]:
-        """The overlays' lines in ``panel``."""
-        return list(self._drawn.get(panel, []))
-
     def _decorate(self, panel) -> None:
-        """Put every overlaid run's lines of ``panel``'s metric group in its axes (a new axes, or
-        after :meth:`redraw` took the old lines away)."""
-        made = []
-        for run in self.runs.values():
-            made += self._run_lines(panel, run)
-        panel.still += made
-        self._drawn[panel] = made
+        """A new axes (Layout.build): every overlaid run's lines of its metric group."""
+        self._drawn[panel] = {key: self._run_lines(panel, run) for key, run in self.runs.items()}
+
+    def _legend_at(self, panel) -> dict:
+        """The legend of ``panel`` while runs are overlaid: in a fixed corner, the first
+        :data:`NAMED` runs named (more would only be lines of text to draw: the run list names them)."""
+        named = [lines[0] for lines in self._drawn.get(panel, {}).values() if lines]
+        if not named:
+            return {}
+        where = {"loc": "lower right" if higher_is_better(panel.group) else "upper right",
+                 "ncols": 2 if len(named) > 4 else 1}
+        if len(named) <= NAMED:
+            return where
+        ours = {line for lines in self._drawn[panel].values() for line in lines}
+        handles = [a for a in panel.ax.get_lines() if a not in ours and not a.get_label().startswith("_")]
+        more = Line2D([], [], ls="none", label=f"+ {len(named) - NAMED} more runs")
+        handles += named[:NAMED] + [more]
+        return {**where, "handles": handles, "labels": [h.get_label() for h in handles]}
 
     def _run_lines(self, panel, run: OverlayRun) -> list[StaticLine]:
         ax, group, h = panel.ax, panel.group, run.history
@@ -185,6 +220,7 @@ class RunOverlays:
             line = StaticLine(x, y, label=run.name if i == 0 else "_overlay", **style, **kw)
             ax.add_line(line)
             lines.append(line)
+        panel.still += lines
         return lines
 
 

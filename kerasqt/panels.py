@@ -174,6 +174,7 @@ class Layout:
         self.label: str | None = None
         self.overlays: list[Overlay] = []
         self.decorate = None  # called with each new panel before its legend (the run list's overlays)
+        self.legend_at = None  # panel -> legend keyword arguments over ours (the overlays': a fixed place)
         self.log_scale = False
         self.panels: dict[str, Panel] = {}
         self.groups: dict[str, list[str]] = {}  # group -> its metrics, in order seen
@@ -222,7 +223,7 @@ class Layout:
         kept = dict(panel.decimators)
         self._make_lines(panel, [key])
         panel.decimators.update(kept)
-        panel.ax.legend(loc="best", fontsize="small", framealpha=0.6)
+        self.make_legend(panel)
         self.state.legend(panel)
 
     def build(self) -> None:
@@ -252,7 +253,7 @@ class Layout:
             ax.set_xlabel("step")
             if self.log_scale or group == LR_KEY:
                 panel.set_log(True)
-            ax.legend(loc="best", fontsize="small", framealpha=0.6)
+            self.make_legend(panel)
             self.panels[group] = panel
         self.place()
         for panel in self.panels.values():
@@ -281,6 +282,11 @@ class Layout:
         self.state.layout = False
         self.state.full = False
         return True
+
+    def make_legend(self, panel: Panel) -> None:
+        """(Re)make ``panel``'s legend: at the best place, or as ``legend_at(panel)`` says."""
+        extra = self.legend_at(panel) if self.legend_at is not None else {}
+        panel.ax.legend(**{"loc": "best", "fontsize": "small", "framealpha": 0.6, **extra})
 
     def place(self) -> None:
         """Put the axes in a grid of 1 or 2 columns, each in its cell with ``MARGINS``."""
