@@ -33,7 +33,7 @@ from .sidecar import RunNames
 __all__ = ["RunList"]
 
 POLL_MS = 250  # how often the window looks for the catalogue's answers
-DOCK_WIDTH = 440  # pixels the window grows by when the list first shows
+DOCK_WIDTH = RunTable.WIDTH + 10  # pixels the window grows by when the list first shows
 
 
 class RunList:
@@ -108,9 +108,7 @@ class RunList:
             return
         screen = win.screen() if hasattr(win, "screen") else None
         room = screen.availableGeometry().width() if screen is not None else win.width() + DOCK_WIDTH
-        width = min(win.width() + DOCK_WIDTH, max(room, win.width()))
-        win.resize(width, win.height())
-        win.resizeDocks([self.dock], [min(DOCK_WIDTH, max(width - 700, 250))], Qt.Horizontal)
+        win.resize(min(win.width() + DOCK_WIDTH, max(room, win.width())), win.height())
 
     def refresh(self) -> None:
         """Look at the folder now (a run ended), not at the next turn."""
@@ -179,6 +177,8 @@ class RunList:
             self._auto.add(path)
             self._check(path, True)
             self._show()
+        elif path not in self.checked:
+            self.loaded.pop(path, None)
 
     # -- what the user does ------------------------------------------------------------------------
     def set_checked(self, path, on: bool) -> None:
@@ -295,6 +295,8 @@ class RunList:
         elif path in self.checked:
             self.checked.discard(path)
             self.overlays.hide(path)
+            if path != self._default:
+                self.loaded.pop(path, None)  # (read again if checked again: it may have changed)
             self.window.request_frame()
 
     def rows(self) -> list[Row]:

@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from qtpy.QtCore import QPoint, Qt, Signal
+from qtpy.QtCore import QPoint, QSize, Qt, Signal
 from qtpy.QtGui import QBrush, QColor, QFont, QIcon, QPixmap
 from qtpy.QtWidgets import (
     QAbstractItemView,
@@ -24,6 +24,7 @@ from qtpy.QtWidgets import (
     QHeaderView,
     QLabel,
     QMenu,
+    QSizePolicy,
     QTreeWidget,
     QTreeWidgetItem,
     QVBoxLayout,
@@ -125,12 +126,16 @@ class RunTable(QWidget):
     show_hidden_changed = Signal(bool)
     batches_changed = Signal(bool)
 
+    WIDTH = 430  # the width it asks for, whatever its rows hold (see sizeHint)
+
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
         box = QVBoxLayout(self)
         box.setContentsMargins(2, 2, 2, 2)
         top = QHBoxLayout()
         self.folder_label = QLabel("")
+        # Its text never widens the dock (the plot beside it would be resized, and drawn anew).
+        self.folder_label.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Preferred)
         self.batches_box = QCheckBox("batch curves")
         self.batches_box.setChecked(True)
         self.batches_box.setToolTip("Overlay the smoothed batch values of the checked runs, beside their epochs")
@@ -162,6 +167,10 @@ class RunTable(QWidget):
         self.tree.customContextMenuRequested.connect(self._menu)
         self.hidden_box.toggled.connect(self.show_hidden_changed)
         self.batches_box.toggled.connect(self.batches_changed)
+
+    def sizeHint(self) -> QSize:  # noqa: N802 - Qt's name
+        """A fixed width: the rows' contents never resize the dock, and with it the plot (a full draw)."""
+        return QSize(self.WIDTH, super().sizeHint().height())
 
     # -- what is shown ---------------------------------------------------------------------------
     def show_runs(self, rows: list[Row], folder: str = "") -> None:

@@ -18,6 +18,7 @@ from qtpy.QtWidgets import (
     QPlainTextEdit,
     QProgressBar,
     QPushButton,
+    QSizePolicy,
     QVBoxLayout,
     QWidget,
 )
@@ -81,6 +82,7 @@ class ProgressRow(QWidget):
         self.bar.setTextVisible(False)
         self.bar.setMaximumWidth(260)
         self.label = QLabel("")
+        self.label.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Preferred)  # its text never resizes the plot
         row.addWidget(self.bar)
         row.addWidget(self.label, 1)
 
