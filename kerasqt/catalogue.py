@@ -16,17 +16,22 @@ without an end, ``running`` while the writer lives (its ``pid`` and ``host`` in 
 :func:`kerasqt.follow.writer_gone`), else ``cut short``. A log from another host, or without
 them, counts as running while it grew in the last :data:`STALE` seconds.
 
+A refresh may be given a budget of bytes to read (the window's, every few seconds on its main
+thread: a folder of big logs seen for the first time is read over a few turns, newest first).
+
 :func:`load_run` reads one run whole into the tables the plot draws (a
 :class:`~kerasqt.history.RunHistory`, the moving average made as the live window made it), for
-an overlay. :class:`CatalogueThread` does both off the main thread (``kerasqt-runlist``): the
-window asks, and takes the answers when they are there.
+an overlay; :class:`RunLoader` does it off the main thread (``kerasqt-runlist``), in a thread that
+lives while there are runs to read.
 """
 
 from __future__ import annotations
 
 import collections
+import math
 import os
 import socket
+import threading
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -39,7 +44,7 @@ from .loops import LoopThread
 from .runlog import MAX_LINE, RunLogError, check_header, decode_line, read_run
 from .settings import header_settings
 
-__all__ = ["STALE", "STATUSES", "CatalogueThread", "LoadedRun", "RunCatalogue", "RunSummary", "best_key",
+__all__ = ["STALE", "STATUSES", "LoadedRun", "RunCatalogue", "RunLoader", "RunSummary", "best_key",
            "higher_is_better", "load_run", "metrics_match", "train_metrics", "with_history"]
 
 STATUSES = ("running", "finished", "stopped", "failed", "cut short")
@@ -120,24 +125,32 @@ class _Scan:
         self.keys: list[str] = []  # epoch metrics, in the order first seen
         self.best: dict[str, tuple[float, int]] = {}
         self.end: tuple[str, str] | None = None  # (status, message)
+        self.caught_up = False  # read to its end once: listed from then on
 
-    def feed(self, fh, size: int) -> None:
-        """Read the complete lines from ``offset`` on."""
+    def feed(self, fh, size: int, budget: float = math.inf) -> bool:
+        """Read the complete lines from ``offset`` on, a chunk at a time until ``budget`` bytes are
+        read; True when it stopped for the budget (more is there)."""
+        spent = 0
         fh.seek(self.offset)
         while self.offset < size:
+            if spent >= budget:
+                return True
             data = fh.read(min(size - self.offset, CHUNK))
             if not data:
-                return
+                break
+            spent += len(data)
             cut = data.rfind(b"\n")
             if cut < 0:
                 if len(data) > MAX_LINE:
                     self.refused = True  # (a line longer than any run log's)
-                return  # a line still being written
+                break  # a line still being written
             self.offset += cut + 1
             for raw in data[: cut + 1].split(b"\n"):
                 if not self._line(raw):
-                    return
+                    return False
             fh.seek(self.offset)
+        self.caught_up = True
+        return False
 
     def _line(self, raw: bytes) -> bool:
         if self.header is None:
@@ -193,25 +206,37 @@ class _Scan:
 
 class RunCatalogue:
     """The run logs of ``folder``, summed up; :meth:`refresh` reads what changed since the last call
-    (one thread at a time)."""
+    (one thread at a time: the window's main thread)."""
 
     def __init__(self, folder: str | os.PathLike) -> None:
         self.folder = Path(folder)
         self._scans: dict[str, _Scan] = {}
+        self.pending = False  # the last refresh stopped at its budget: more to read
         self.reads = 0  # files read (a test sees what a refresh costs)
         self.read_bytes = 0
 
-    def refresh(self) -> list[RunSummary]:
-        """The folder's training runs, newest first (an empty list when there is no folder)."""
+    def refresh(self, budget: float = math.inf) -> list[RunSummary]:
+        """The folder's training runs, newest first (an empty list when there is no folder), after
+        reading what changed, at most about ``budget`` bytes (newest files first): a file not read
+        to its end yet is listed from the refresh that gets there (:attr:`pending` says one is due)."""
         try:
             entries = [e for e in os.scandir(self.folder) if e.name.endswith(".jsonl") and e.is_file()]
         except OSError:
             entries = []
         host = socket.gethostname()
-        runs, seen = [], set()
+        stats = []
         for entry in entries:
-            seen.add(entry.name)
-            summary = self._summary(Path(entry.path), entry.name, host)
+            try:
+                stats.append((entry.name, Path(entry.path), entry.stat()))
+            except OSError:
+                continue
+        stats.sort(key=lambda item: item[2].st_mtime_ns, reverse=True)
+        runs, seen, left = [], set(), budget
+        self.pending = False
+        for name, path, st in stats:
+            seen.add(name)
+            summary, spent = self._summary(path, name, st, host, left)
+            left -= spent
             if summary is not None:
                 runs.append(summary)
         for gone in set(self._scans) - seen:
@@ -219,30 +244,33 @@ class RunCatalogue:
         runs.sort(key=lambda r: (r.created or 0.0, r.path.name), reverse=True)
         return runs
 
-    def _summary(self, path: Path, name: str, host: str) -> RunSummary | None:
-        try:
-            st = path.stat()
-        except OSError:
-            return None
+    def _summary(self, path: Path, name: str, st, host: str, budget: float) -> tuple[RunSummary | None, int]:
         ident = (st.st_dev, st.st_ino)
         scan = self._scans.get(name)
         if scan is None or scan.ident != ident or st.st_size < scan.offset:
             scan = self._scans[name] = _Scan(ident)  # new, replaced or truncated: from its start
+        spent = 0
         if scan.seen != (st.st_size, st.st_mtime_ns):
-            scan.seen = (st.st_size, st.st_mtime_ns)
             if scan.refused:  # changed since: one more look
                 scan = self._scans[name] = _Scan(ident)
-                scan.seen = (st.st_size, st.st_mtime_ns)
-            try:
-                with open(path, "rb") as fh:
-                    before = scan.offset
-                    scan.feed(fh, st.st_size)
-                    self.reads += 1
-                    self.read_bytes += scan.offset - before
-            except OSError:
-                return None
-        if scan.refused or scan.header is None:
-            return None
+            if budget <= 0:
+                self.pending = True
+            else:
+                try:
+                    with open(path, "rb") as fh:
+                        before = scan.offset
+                        more = scan.feed(fh, st.st_size, budget)
+                except OSError:
+                    return None, 0
+                spent = scan.offset - before
+                self.reads += 1
+                self.read_bytes += spent
+                if more:
+                    self.pending = True
+                else:
+                    scan.seen = (st.st_size, st.st_mtime_ns)
+        if scan.refused or scan.header is None or not scan.caught_up:
+            return None, spent
         header = scan.header
         status, message = scan.status(st.st_mtime, host)
         key = best_key(scan.keys)
@@ -252,7 +280,7 @@ class RunCatalogue:
         created = float(created) if type(created) in (int, float) else None
         title = header.get("title") if type(header.get("title")) is str else ""
         return RunSummary(path, created, title, status, scan.epochs, scan.planned, best, settings, tags,
-                          message, st.st_size)
+                          message, st.st_size), spent
 
 
 def with_history(run: RunSummary, history) -> RunSummary:
@@ -303,54 +331,50 @@ def load_run(path: str | os.PathLike) -> LoadedRun:
     return LoadedRun(path, history, size)
 
 
-class CatalogueThread(LoopThread):
-    """The catalogue of ``folder`` in its own thread (``kerasqt-runlist``): a refresh every
-    ``interval`` s or when woken, and the runs asked for read whole (:meth:`load`).
+class RunLoader(LoopThread):
+    """Reads runs whole (:func:`load_run`) in a thread of its own (``kerasqt-runlist``) that lives
+    while there are runs to read: :meth:`add` queues one (any thread); False when this loader has
+    ended (start another). Each answer goes to ``answers`` (a deque): ``("loaded", LoadedRun)`` or
+    ``("unreadable", path, message)``; ``stop()`` ends it, what is queued left unread."""
 
-    :meth:`load`, :meth:`refresh_now`, :meth:`take` and ``stop()`` may be called from any thread;
-    answers wait in :meth:`take`: ``("runs", [RunSummary])``, ``("loaded", LoadedRun)`` or
-    ``("unreadable", path, message)``."""
-
-    def __init__(self, folder: str | os.PathLike, interval: float = 2.0) -> None:
+    def __init__(self, answers: collections.deque) -> None:
         super().__init__("kerasqt-runlist")
-        self.catalogue = RunCatalogue(folder)
-        self.interval = interval
-        self._loads: collections.deque = collections.deque()
-        self._answers: collections.deque = collections.deque()
-        self._due = 0.0
+        self.answers = answers
+        self._lock = threading.Lock()
+        self._queue: collections.deque = collections.deque()
+        self._open = True
 
-    @property
-    def folder(self) -> Path:
-        return self.catalogue.folder
-
-    def load(self, path: str | os.PathLike) -> None:
-        self._loads.append(Path(path))
-        self.wake()
-
-    def refresh_now(self) -> None:
-        self._due = 0.0
-        self.wake()
-
-    def take(self) -> list:
-        out = []
-        while self._answers:
-            out.append(self._answers.popleft())
-        return out
+    def add(self, path: str | os.PathLike) -> bool:
+        with self._lock:
+            if not self._open:
+                return False
+            self._queue.append(Path(path))
+            return True
 
     def pause(self) -> float:
-        return 0.0 if self._loads else max(self._due - time.monotonic(), 0.0)
+        return 0.0
 
     def step(self) -> bool:
-        while self._loads and not self.stopping:
-            path = self._loads.popleft()
-            try:
-                self._answers.append(("loaded", load_run(path)))
-            except (RunLogError, OSError) as exc:
-                self._answers.append(("unreadable", path, str(exc)))
-        if time.monotonic() >= self._due and not self.stopping:
-            self._due = time.monotonic() + self.interval
-            self._answers.append(("runs", self.catalogue.refresh()))
+        with self._lock:
+            if not self._queue or self.stopping:
+                self._open = False  # (under the lock: nothing is queued after this look)
+                return False
+            path = self._queue.popleft()
+        try:
+            self.answers.append(("loaded", load_run(path)))
+        except (RunLogError, OSError) as exc:
+            self.answers.append(("unreadable", path, str(exc)))
         return True
 
     def failed(self, exc: Exception) -> None:
-        self._answers.append(("failed", f"{type(exc).__name__}: {exc}"))
+        self.answers.append(("failed", f"{type(exc).__name__}: {exc}"))
+
+    def finish(self) -> None:
+        with self._lock:
+            self._open = False
+
+    def stop(self, timeout: float | None = 2.0) -> None:
+        with self._lock:
+            self._open = False
+            self._queue.clear()
+        super().stop(timeout)

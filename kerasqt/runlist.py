@@ -5,11 +5,12 @@
 begins (a :class:`~kerasqt.callback.QtMonitor`'s: ``log_path``), and lists that log's folder:
 
 * every run of it, newest first, as :class:`~kerasqt.runtable.RunTable` shows them; the
-  catalogue (:class:`~kerasqt.catalogue.CatalogueThread`) refreshes every ``interval`` s in
-  its own thread, reading only what changed, and the window takes its answers on a timer;
-* a checked run is read whole (in that thread too) and drawn over the live axes in its own
-  colour, named in the legend (:class:`~kerasqt.overlay.RunOverlays`); it stays checked for
-  the window's next runs;
+  catalogue (:class:`~kerasqt.catalogue.RunCatalogue`) is refreshed every ``interval`` s and
+  when a run ends, on the main thread: a ``stat`` per file, and only what changed is read, at
+  most :data:`BUDGET` bytes a turn (a folder of big logs seen for the first time takes a few);
+* a checked run is read whole by a :class:`~kerasqt.catalogue.RunLoader` thread, which lives
+  while there are runs to read, and drawn over the live axes in its own colour, named in the
+  legend (:class:`~kerasqt.overlay.RunOverlays`); it stays checked for the window's next runs;
 * when a run of the same monitor begins, its previous run is checked for it when both logged
   the same training metrics (:func:`~kerasqt.catalogue.metrics_match`), once the live run's
   first metrics are in; the next run takes that default off again, unless the user changed it;
@@ -19,20 +20,23 @@ begins (a :class:`~kerasqt.callback.QtMonitor`'s: ``log_path``), and lists that 
 
 from __future__ import annotations
 
+import collections
 import os
+import time
 from pathlib import Path
 
 from qtpy.QtCore import Qt, QTimer
 from qtpy.QtWidgets import QDockWidget
 
-from .catalogue import CatalogueThread, LoadedRun, RunSummary, metrics_match, with_history
+from .catalogue import LoadedRun, RunCatalogue, RunLoader, RunSummary, metrics_match, with_history
 from .overlay import RunOverlays
 from .runtable import Row, RunTable
 from .sidecar import RunNames
 
 __all__ = ["RunList"]
 
-POLL_MS = 250  # how often the window looks for the catalogue's answers
+POLL_MS = 250  # how often the window looks for runs read whole, and whether a refresh is due
+BUDGET = 4 * 2**20  # bytes of logs a refresh reads at most (about 10 ms), newest files first
 DOCK_WIDTH = RunTable.WIDTH + 10  # pixels the window grows by when the list first shows
 
 
@@ -56,7 +60,10 @@ class RunList:
         self.overlays = RunOverlays()
         self.folder: Path | None = None
         self.names: RunNames | None = None
-        self.thread: CatalogueThread | None = None
+        self.catalogue: RunCatalogue | None = None
+        self.loader: RunLoader | None = None
+        self._answers: collections.deque = collections.deque()  # the loaders' answers
+        self._next = 0.0  # time.monotonic() of the next refresh
         self.runs: list[RunSummary] = []
         self.checked: set[Path] = set()
         self.loaded: dict[Path, LoadedRun] = {}
@@ -82,20 +89,20 @@ class RunList:
     def set_folder(self, folder: str | os.PathLike) -> None:
         """List ``folder``'s runs (the window does this when a run with a log begins)."""
         folder = Path(folder).absolute()
-        if folder == self.folder and self.thread is not None:
-            self.thread.refresh_now()
+        if folder == self.folder and self.catalogue is not None:
+            self.refresh()
             return
-        self._stop_thread()
+        self._stop_loader()
         self.folder = folder
         self.names = RunNames(folder)
+        self.catalogue = RunCatalogue(folder)
         self.runs, self.loaded = [], {}
         self.checked.clear()
         self._auto.clear()
         self.overlays.runs.clear()
         self.overlays.redraw()
-        self.thread = CatalogueThread(folder, self.interval)
-        self.thread.start()
         self._timer.start()
+        self.refresh()
         if not self.toggle.isVisible():  # the first time: shown, the window made wider for it
             self.toggle.setVisible(True)
             self.dock.show()
@@ -111,19 +118,33 @@ class RunList:
         win.resize(min(win.width() + DOCK_WIDTH, max(room, win.width())), win.height())
 
     def refresh(self) -> None:
-        """Look at the folder now (a run ended), not at the next turn."""
-        if self.thread is not None:
-            self.thread.refresh_now()
+        """Look at the folder now (a run ended, or the list is asked to), not at the next turn."""
+        if self.catalogue is None:
+            return
+        try:
+            old = {run.path: run for run in self.runs}
+            self.runs = self.catalogue.refresh(BUDGET)
+            self._next = time.monotonic() + (POLL_MS / 1000 if self.catalogue.pending else self.interval)
+            for run in self.runs:  # a checked run that was still going has ended: read it again
+                before = old.get(run.path)
+                if run.path in self.checked and before is not None and before.ended != run.ended:
+                    self._load(run.path)
+            if self.names is not None and self.names.load() and self.names.problem:
+                self._say(self.names.problem)
+            self._show()
+        except Exception as exc:  # the list must never cost the window its run
+            self.window.internal_error("run list", exc)
 
     def close(self) -> None:
-        """The window closed: the catalogue's thread ends (idempotent)."""
+        """The window closed: a loader still reading ends (idempotent)."""
         self._timer.stop()
-        self._stop_thread()
+        self._stop_loader()
 
-    def _stop_thread(self) -> None:
-        thread, self.thread = self.thread, None
-        if thread is not None:
-            thread.stop()
+    def _stop_loader(self) -> None:
+        loader, self.loader = self.loader, None
+        if loader is not None:
+            loader.stop()
+        self._answers.clear()
 
     # -- runs of the window ------------------------------------------------------------------------
     def _updated(self, update) -> None:
@@ -234,16 +255,15 @@ class RunList:
     def name_of(self, path: Path) -> str:
         return (self.names.name(path.stem) if self.names is not None else None) or path.stem
 
-    # -- the catalogue's answers -------------------------------------------------------------------
+    # -- the timer -----------------------------------------------------------------------------------
     def tick(self) -> None:
-        """Take the catalogue's answers (the timer, every POLL_MS)."""
-        thread = self.thread
-        if thread is None:
+        """Take the runs read whole, and refresh when due (the timer, every POLL_MS)."""
+        if self.catalogue is None:
             return
         try:
-            answers = thread.take()
-            if self.names is not None and self.names.load() and self.names.problem:
-                self._say(self.names.problem)
+            answers = []
+            while self._answers:
+                answers.append(self._answers.popleft())
             for answer in answers:
                 self._answer(answer)
             if answers:
@@ -252,18 +272,15 @@ class RunList:
                 self._decide_default()
         except Exception as exc:
             self.window.internal_error("run list", exc)
+        if time.monotonic() >= self._next:
+            self.refresh()
 
     def _answer(self, answer: tuple) -> None:
         kind = answer[0]
-        if kind == "runs":
-            old = {run.path: run for run in self.runs}
-            self.runs = answer[1]
-            for run in self.runs:  # a checked run that was still going has ended: read it again
-                before = old.get(run.path)
-                if run.path in self.checked and before is not None and before.ended != run.ended:
-                    self.thread.load(run.path)
-        elif kind == "loaded":
+        if kind == "loaded":
             loaded = answer[1]
+            if loaded.path not in self.checked and loaded.path != self._default:
+                return  # (taken off meanwhile)
             self.loaded[loaded.path] = loaded
             if loaded.path in self.checked:
                 self.overlays.show(loaded.path, self.name_of(loaded.path), loaded.history)
@@ -281,8 +298,16 @@ class RunList:
     # -- helpers -----------------------------------------------------------------------------------
     def _want(self, path: Path) -> None:
         """Have ``path`` read whole (unless it is already)."""
-        if path not in self.loaded and self.thread is not None:
-            self.thread.load(path)
+        if path not in self.loaded:
+            self._load(path)
+
+    def _load(self, path: Path) -> None:
+        """Have ``path`` read whole by the loader, a new one when the last has ended."""
+        self.loaded.pop(path, None)
+        if self.loader is None or not self.loader.add(path):
+            self.loader = RunLoader(self._answers)
+            self.loader.add(path)
+            self.loader.start()
 
     def _check(self, path: Path, on: bool) -> None:
         if on and path != self.live:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import json
 import os
 import socket
@@ -13,8 +14,8 @@ import numpy as np
 import pytest
 
 from kerasqt.catalogue import (
-    CatalogueThread,
     RunCatalogue,
+    RunLoader,
     best_key,
     higher_is_better,
     load_run,
@@ -264,22 +265,33 @@ def test_a_run_loaded_whole_has_the_tables_the_window_had(tmp_path):
     assert with_history(run, empty) is run
 
 
-def test_the_catalogue_thread_answers_and_stops(tmp_path):
+def test_a_refresh_on_a_budget_lists_the_newest_runs_first_and_the_rest_later(tmp_path):
+    paths = [_log(tmp_path, f"r{i}", end=EndEvent(12, T0), header={"created": T0 + i}) for i in range(4)]
+    for i, path in enumerate(paths):
+        os.utime(path, (T0 + i, T0 + i))
+    size = paths[0].stat().st_size
+    cat = RunCatalogue(tmp_path)
+    assert [run.stem for run in cat.refresh(budget=size + 1)] == ["r3", "r2"] and cat.pending
+    assert [run.stem for run in cat.refresh(budget=size + 1)] == ["r3", "r2", "r1", "r0"] and not cat.pending
+    assert cat.read_bytes == 4 * size
+    (tmp_path / "new.jsonl").write_bytes(b"")
+    assert len(cat.refresh(budget=0)) == 4 and cat.pending  # (a new file waits for a refresh with budget)
+    assert len(cat.refresh(budget=1)) == 4 and not cat.pending  # (an empty one is no run)
+
+
+def test_the_loader_reads_in_a_thread_that_ends_when_there_is_nothing_left(tmp_path):
     path = _log(tmp_path, "run", end=EndEvent(12, T0))
     (tmp_path / "bad.jsonl").write_text("junk\n")
-    thread = CatalogueThread(tmp_path, interval=60.0)
-    thread.start()
-    try:
-        thread.load(path)
-        thread.load(tmp_path / "bad.jsonl")
-        answers, deadline = [], time.monotonic() + 5
-        while len(answers) < 3 and time.monotonic() < deadline:
-            answers += thread.take()
-            time.sleep(0.01)
-    finally:
-        thread.stop()
+    answers = collections.deque()
+    loader = RunLoader(answers)
+    assert loader.add(path) and loader.add(tmp_path / "bad.jsonl")
+    loader.start()
+    loader.join(5)
+    assert not loader.is_alive() and not loader.add(path)  # ended: another one takes the next runs
     kinds = {a[0]: a for a in answers}
-    assert [run.stem for run in kinds["runs"][1]] == ["run"]
     assert kinds["loaded"][1].path == path
     assert kinds["unreadable"][1] == tmp_path / "bad.jsonl" and "\n" not in kinds["unreadable"][2]
-    assert not thread.is_alive()
+    stopped = RunLoader(answers)
+    stopped.add(path)
+    stopped.stop()  # before it started: nothing read, nothing left running
+    assert not stopped.add(path)
