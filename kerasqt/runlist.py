@@ -76,14 +76,25 @@ class RunList:
         self._timer = QTimer(window)
         self._timer.setInterval(POLL_MS)
         self._timer.timeout.connect(self.tick)
-        self.table.checked.connect(self.set_checked)
-        self.table.renamed.connect(self.rename)
-        self.table.hidden.connect(self.set_hidden)
-        self.table.show_hidden_changed.connect(self.set_show_hidden)
-        self.table.batches_changed.connect(self._batches)
-        window.training.updated.connect(self._updated)
-        window.training.run_finished.connect(self.refresh)
+        table, training = self.table, window.training
+        for signal, slot in ((table.checked, self.set_checked), (table.renamed, self.rename),
+                             (table.hidden, self.set_hidden), (table.show_hidden_changed, self.set_show_hidden),
+                             (table.batches_changed, self._batches), (training.updated, self._updated),
+                             (training.run_finished, self.refresh)):
+            signal.connect(self._guarded(slot))
         window.closed.connect(self.close)
+
+    def _guarded(self, slot):
+        """``slot`` for a Qt signal: no exception gets out into Qt (PyQt5 would abort the process);
+        the window logs it once and goes on (MonitorWindow.internal_error)."""
+
+        def guarded(*args):
+            try:
+                slot(*args)
+            except Exception as exc:
+                self.window.internal_error(f"run list: {slot.__name__}", exc)
+
+        return guarded
 
     # -- the folder --------------------------------------------------------------------------------
     def set_folder(self, folder: str | os.PathLike) -> None:
@@ -149,15 +160,12 @@ class RunList:
     # -- runs of the window ------------------------------------------------------------------------
     def _updated(self, update) -> None:
         """The window took an update (after its own slot): a run begins, or its metrics came."""
-        try:
-            if update.start is not None and self.window.monitor is not None:
-                self.run_began(self.window.monitor)
-            if self._default is not None:
-                self._decide_default()
-            if update.epochs and self.live is not None:
-                self._show()  # the live run's epochs and best value, as they come
-        except Exception as exc:  # the list must never cost the window its updates
-            self.window.internal_error("run list", exc)
+        if update.start is not None and self.window.monitor is not None:
+            self.run_began(self.window.monitor)
+        if self._default is not None:
+            self._decide_default()
+        if update.epochs and self.live is not None:
+            self._show()  # the live run's epochs and best value, as they come
 
     def run_began(self, source) -> None:
         """A run of ``source`` (a RunSource) is on show now: list its log's folder, with its previous

@@ -239,3 +239,19 @@ def test_the_previous_run_is_overlaid_by_default_when_its_metrics_match(qtbot, t
         assert first in runlist.checked
     finally:
         monitor.close()
+
+
+def test_a_bug_in_a_list_slot_is_logged_once_and_the_window_goes_on(qtbot, win, tmp_path, monkeypatch):
+    a = _log(tmp_path, "a", T0)
+    win.runlist.set_folder(tmp_path)
+    _listed(qtbot, win.runlist, 1)
+
+    def broken(*args):
+        raise RuntimeError("run list bug")
+
+    monkeypatch.setattr(win.runlist, "_check", broken)
+    win.runlist.table.checked.emit(a, True)  # as a click does: PyQt5 would abort on an exception let out
+    assert win.internal_errors == 1 and "run list: set_checked" in win.pane_text("receiver")
+    monkeypatch.undo()
+    win.runlist.set_checked(a, True)  # and the list goes on
+    qtbot.waitUntil(lambda: a in win.runlist.overlays.runs, timeout=5000)
