@@ -2,7 +2,9 @@
 
 :class:`RunCatalogue` lists the run logs (``*.jsonl``) of a folder as :class:`RunSummary` values:
 when the run began, its epochs, the best value of its validation metric, its status and the
-settings and tags of its header (:mod:`kerasqt.settings`). A refresh costs a ``stat`` per file:
+settings and tags of its header (:mod:`kerasqt.settings`). A refresh costs a ``stat`` per run
+still going (an ended one is looked at again when the folder changed, and every
+:data:`FULL_EVERY` s):
 
 * a file whose (inode, size, mtime) did not change is not read at all;
 * a file that grew is read from where the last read stopped (a run still going: only its new
@@ -49,6 +51,7 @@ __all__ = ["STALE", "STATUSES", "LoadedRun", "RunCatalogue", "RunLoader", "RunSu
 
 STATUSES = ("running", "finished", "stopped", "failed", "cut short")
 STALE = 60.0  # seconds without growth before a run whose writer cannot be asked is taken as cut short
+FULL_EVERY = 30.0  # seconds: every log of the folder is looked at again at least this often
 CHUNK = 16 * 2**20  # bytes read at once
 _BATCH = b'{"type":"batch"'  # how every batch line begins (kerasqt.runlog.writer)
 _WANTED = {"start", "epoch", "end", "error"}
@@ -126,6 +129,7 @@ class _Scan:
         self.best: dict[str, tuple[float, int]] = {}
         self.end: tuple[str, str] | None = None  # (status, message)
         self.caught_up = False  # read to its end once: listed from then on
+        self.summary: RunSummary | None = None  # an ended run's, read to its end: it stays as it is
 
     def feed(self, fh, size: int, budget: float = math.inf) -> bool:
         """Read the complete lines from ``offset`` on, a chunk at a time until ``budget`` bytes are
@@ -211,36 +215,58 @@ class RunCatalogue:
     def __init__(self, folder: str | os.PathLike) -> None:
         self.folder = Path(folder)
         self._scans: dict[str, _Scan] = {}
+        self._files: list[tuple[str, Path]] | None = None  # the folder's logs at the last full look
+        self._dir_mtime: int | None = None
+        self._full_due = 0.0
         self.pending = False  # the last refresh stopped at its budget: more to read
         self.reads = 0  # files read (a test sees what a refresh costs)
         self.read_bytes = 0
+        self.stats = 0  # files looked at
 
     def refresh(self, budget: float = math.inf) -> list[RunSummary]:
         """The folder's training runs, newest first (an empty list when there is no folder), after
         reading what changed, at most about ``budget`` bytes (newest files first): a file not read
-        to its end yet is listed from the refresh that gets there (:attr:`pending` says one is due)."""
+        to its end yet is listed from the refresh that gets there (:attr:`pending` says one is due).
+
+        A run that has ended (read to its end) is not looked at again while the folder's own mtime
+        stays (no file added, removed or renamed), for :data:`FULL_EVERY` s: a folder of many runs
+        costs a ``stat`` per run still going."""
+        now = time.monotonic()
         try:
-            entries = [e for e in os.scandir(self.folder) if e.name.endswith(".jsonl") and e.is_file()]
+            dir_mtime = os.stat(self.folder).st_mtime_ns
         except OSError:
-            entries = []
-        host = socket.gethostname()
-        stats = []
-        for entry in entries:
+            dir_mtime = None
+        full = self._files is None or dir_mtime != self._dir_mtime or now >= self._full_due or self.pending
+        if full:
             try:
-                stats.append((entry.name, Path(entry.path), entry.stat()))
+                self._files = [(e.name, Path(e.path)) for e in os.scandir(self.folder)
+                               if e.name.endswith(".jsonl") and e.is_file()]
+            except OSError:
+                self._files = []
+            self._dir_mtime, self._full_due = dir_mtime, now + FULL_EVERY
+        host = socket.gethostname()
+        runs, stats = [], []
+        for name, path in self._files:
+            scan = self._scans.get(name)
+            if not full and scan is not None and scan.summary is not None:
+                runs.append(scan.summary)  # ended and read: as it was
+                continue
+            try:
+                stats.append((name, path, path.stat()))
             except OSError:
                 continue
+        self.stats += len(stats)
         stats.sort(key=lambda item: item[2].st_mtime_ns, reverse=True)
-        runs, seen, left = [], set(), budget
+        left = budget
         self.pending = False
         for name, path, st in stats:
-            seen.add(name)
             summary, spent = self._summary(path, name, st, host, left)
             left -= spent
             if summary is not None:
                 runs.append(summary)
-        for gone in set(self._scans) - seen:
-            del self._scans[gone]
+        if full:
+            for gone in set(self._scans) - {name for name, _ in self._files}:
+                del self._scans[gone]
         runs.sort(key=lambda r: (r.created or 0.0, r.path.name), reverse=True)
         return runs
 
@@ -279,8 +305,10 @@ class RunCatalogue:
         created = header.get("created")
         created = float(created) if type(created) in (int, float) else None
         title = header.get("title") if type(header.get("title")) is str else ""
-        return RunSummary(path, created, title, status, scan.epochs, scan.planned, best, settings, tags,
-                          message, st.st_size), spent
+        summary = RunSummary(path, created, title, status, scan.epochs, scan.planned, best, settings, tags,
+                             message, st.st_size)
+        scan.summary = summary if scan.end is not None and scan.seen == (st.st_size, st.st_mtime_ns) else None
+        return summary, spent
 
 
 def with_history(run: RunSummary, history) -> RunSummary:

@@ -118,7 +118,11 @@ def test_a_refresh_reads_only_what_changed(tmp_path):
     assert grown > size
     assert (runs["growing"].status, runs["growing"].epochs, runs["growing"].best) == ("finished", 2,
                                                                                       ("val_loss", 0.4, 1))
-    (tmp_path / "growing.jsonl").write_text((tmp_path / "done.jsonl").read_text())  # replaced: read anew
+    stats = cat.stats
+    cat.refresh()
+    assert cat.stats == stats  # both ended: not even looked at while the folder stays as it was
+    (tmp_path / "new.tmp").write_text((tmp_path / "done.jsonl").read_text())
+    os.replace(tmp_path / "new.tmp", tmp_path / "growing.jsonl")  # replaced: read anew
     assert _by_stem(cat.refresh())["growing"].epochs == 3
     (tmp_path / "done.jsonl").unlink()
     assert set(_by_stem(cat.refresh())) == {"growing"}
