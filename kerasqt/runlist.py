@@ -174,7 +174,9 @@ class RunList:
         plot = self.window.plot
         if hasattr(plot, "layout"):
             self.overlays.attach(plot)
-        if path is None:
+        if path is None:  # (a run without a log: nothing of it in the list, and no run to follow it by default)
+            self._source = self.live = None
+            self._show()
             return
         path = Path(path).absolute()
         if path == self.live:
