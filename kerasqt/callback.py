@@ -33,6 +33,7 @@ from .owner import WindowOwner
 from .pump import MainThreadFit
 from .recorder import RunRecorder, end_logs_at_exit
 from .runlog import DEFAULT_LOG_DIR
+from .settings import run_settings
 from .steer import Patience, Steering
 from .tracker import Busy, FitTracker, Twice
 from .viewer import viewer_process
@@ -116,6 +117,8 @@ class QtMonitor(WindowOwner, keras.callbacks.Callback):
             marked and its patience counted down in the window (read from its public attributes).
         all_processes: in multi-worker training every process shows, logs and serves its runs; by
             default only the chief (process index 0, :mod:`kerasqt.chief`) does, the others are silent.
+        tags: your own settings of the run, names to strings, numbers, true/false or None
+            (``{"dropout": 0.3}``): in its run log's header and the window's run list (:mod:`kerasqt.settings`).
 
     A ``fit`` that raises gets no ``on_train_end`` from Keras; the window learns that it is over
     when its thread ends, when the main thread is seen free, or at once inside
@@ -126,18 +129,15 @@ class QtMonitor(WindowOwner, keras.callbacks.Callback):
                  max_fps: float = 30.0, draw_budget: float = 0.02, pump_interval: float = 0.05,
                  capture_output: bool = True, stop_on_close: bool = False, batch_size: int | None = None,
                  demo=None, log_dir=DEFAULT_LOG_DIR, viewer: str = "window", serve: str | None = None,
-                 all_processes: bool = False, early_stopping=None) -> None:
+                 all_processes: bool = False, early_stopping=None, tags: dict | None = None) -> None:
         super().__init__()
         _check(smoothing, max_rate, max_fps, pump_interval, draw_budget, batch_size, log_dir)
+        self.tags = tags  # (checked: WindowOwner.tags)
         self.all_processes = all_processes
         # Keras: our batch hooks only put into a queue, so they may run asynchronously.
         self.async_safe = True
-        self.title = title
-        self.smoothing = smoothing
-        self.max_rate = max_rate
-        self.max_fps = max_fps
-        self.draw_budget = draw_budget
-        self.pump_interval = pump_interval
+        self.title, self.smoothing, self.max_rate, self.max_fps = title, smoothing, max_rate, max_fps
+        self.draw_budget, self.pump_interval = draw_budget, pump_interval
         self.capture_output = capture_output
         self.stop_on_close = stop_on_close
         self.batch_size = batch_size
@@ -148,6 +148,7 @@ class QtMonitor(WindowOwner, keras.callbacks.Callback):
         self._recorder = RunRecorder(log_dir, title, smoothing)
         self._recorder.end_receiver = self._end_receiver
         self._recorder.feeding = lambda: self._put is not None
+        self._recorder.settings = lambda: run_settings(self.model, self.params, self.batch_size, self.tags)
         self._recorder.server = _serve(serve, all_processes, self._viewer)
         if self._recorder.server is not None:  # a viewer's controls (with the stream's token)
             self._recorder.server.on_control = self.control

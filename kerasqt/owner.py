@@ -34,6 +34,18 @@ class WindowOwner:
         self._recorder.log_dir = value
 
     @property
+    def tags(self) -> dict:
+        """Your own settings of the next runs (``QtMonitor(tags=...)``), recorded in each run log's header;
+        setting them checks them (a one-line ValueError)."""
+        return self._tags
+
+    @tags.setter
+    def tags(self, value) -> None:
+        from .settings import check_tags
+
+        self._tags = check_tags(value)
+
+    @property
     def log_path(self):
         """The current or last run's log file, or None."""
         return self._recorder.path

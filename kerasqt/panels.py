@@ -137,8 +137,10 @@ class Panel:
         return union(ranges)
 
     def still_range(self, yr: Range | None) -> Range | None:
-        """``yr`` widened to the kept runs' lines."""
-        return union([yr] + [finite_range(line.get_ydata(), self.log) for line in self.still])
+        """``yr`` widened to the kept runs' lines (an overlay's line knows its range: kerasqt.overlay)."""
+        log = self.log
+        return union([yr] + [line.y_range(log) if hasattr(line, "y_range") else finite_range(line.get_ydata(), log)
+                             for line in self.still])
 
 
 class Overlay:
@@ -172,6 +174,8 @@ class Layout:
         self.state = state
         self.label: str | None = None
         self.overlays: list[Overlay] = []
+        self.decorate = None  # called with each new panel before its legend (the run list's overlays)
+        self.legend_at = None  # panel -> legend keyword arguments over ours (the overlays': a fixed place)
         self.log_scale = False
         self.panels: dict[str, Panel] = {}
         self.groups: dict[str, list[str]] = {}  # group -> its metrics, in order seen
@@ -223,7 +227,7 @@ class Layout:
         kept = dict(panel.decimators)
         self._make_lines(panel, [key])
         panel.decimators.update(kept)
-        panel.ax.legend(loc="best", fontsize="small", framealpha=0.6)
+        self.make_legend(panel)
         self.state.legend(panel)
 
     def build(self) -> None:
@@ -249,11 +253,13 @@ class Layout:
             self._make_lines(panel, self.groups[group])
             for overlay in self.overlays:
                 self._overlay_lines(panel, overlay)
+            if self.decorate is not None:
+                self.decorate(panel)
             ax.grid(alpha=0.3)
             ax.set_xlabel("step")
             if self.log_scale or group == LR_KEY:
                 panel.set_log(True)
-            ax.legend(loc="best", fontsize="small", framealpha=0.6)
+            self.make_legend(panel)
             self.panels[group] = panel
         self.place()
         for panel in self.panels.values():
@@ -296,9 +302,14 @@ class Layout:
                 continue
             for name, text in words.items():
                 panel.lines[name].set_label(text)
-            panel.ax.legend(loc="best", fontsize="small", framealpha=0.6)
+            self.make_legend(panel)
             changed = True
         return changed
+
+    def make_legend(self, panel: Panel) -> None:
+        """(Re)make ``panel``'s legend: at the best place, or as ``legend_at(panel)`` says."""
+        extra = self.legend_at(panel) if self.legend_at is not None else {}
+        panel.ax.legend(**{"loc": "best", "fontsize": "small", "framealpha": 0.6, **extra})
 
     def place(self) -> None:
         """Put the axes in a grid of 1 or 2 columns, each in its cell with ``MARGINS``."""

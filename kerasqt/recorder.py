@@ -111,6 +111,7 @@ class RunRecorder:
         # whether the run's queue is still being fed (its rest belongs in the log).
         self.end_receiver = None
         self.feeding = lambda: True
+        self.settings = None  # set by the monitor: the run's settings and tags for the header (kerasqt.settings)
 
     @property
     def tap(self):
@@ -126,9 +127,11 @@ class RunRecorder:
         self.path = None
         self._events = events
         folder = resolve_log_dir(self.log_dir)
+        extra = self.settings() if self.settings is not None else {}
         if folder is not None:
             try:
-                self.log = RunLogWriter.create(folder, kind="training", title=self.title, smoothing=self.smoothing)
+                self.log = RunLogWriter.create(folder, kind="training", title=self.title, smoothing=self.smoothing,
+                                               **extra)
             except OSError as exc:
                 warn_user(f"kerasqt: no run log for this run: {exc}")
             else:
@@ -137,7 +140,7 @@ class RunRecorder:
         if self.server is not None:
             header = self.log.header if self.log is not None else {
                 "kind": "training", "created": time.time(), "title": self.title, "smoothing": self.smoothing,
-                "pid": os.getpid(), "host": socket.gethostname()}
+                "pid": os.getpid(), "host": socket.gethostname(), **extra}
             self.server.begin_run(header)
         if self.log is not None or self.server is not None:
             self.outlet = _Outlet(self.log, self.server)

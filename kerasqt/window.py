@@ -40,6 +40,7 @@ from .frames import FramePacer
 from .plotting import MetricsPlot
 from .qt import FigureCanvasQTAgg, NavigationToolbar2QT
 from .refine import TrainingUpdate
+from .runlist import RunList
 from .saving import WindowSaving
 from .session import TrainingSession
 from .widgets import ControlRow, MessagePanes, ProgressRow, end_words
@@ -163,6 +164,7 @@ class MonitorWindow(WindowSaving, QMainWindow):
         self.log_checkbox.toggled.connect(self._log_toggled)
         self.export_button.clicked.connect(self._export_dialog)
         self.plot = None
+        self.runlist = RunList(self)  # the log folder's runs, to overlay (after the slots above: it reads the plot)
 
     def _set_mode(self, mode: str) -> None:
         if self.plot is not None and self.mode == mode:

@@ -25,10 +25,10 @@ import pytest  # noqa: E402
 # Each test file's layer (markers in pyproject.toml): `make test-quick` runs the unit layer alone.
 LAYERS = {
     "unit": {"test_pure.py", "test_blit.py", "test_limits.py", "test_plot_state.py", "test_tracker.py",
-             "test_bench_stats.py", "test_net.py", "test_batchvalues_pure.py"},
+             "test_bench_stats.py", "test_net.py", "test_batchvalues_pure.py", "test_catalogue.py"},
     "qt": {"test_demo.py"},
     "keras": {"test_monitor.py", "test_steer.py", "test_real_scripts.py", "test_backends.py", "test_runlog.py",
-              "test_remote.py", "test_batchvalues.py"},
+              "test_remote.py", "test_batchvalues.py", "test_runlist.py"},
     "slow": {"test_faults.py", "test_notebooks.py", "test_cli.py", "test_watch.py", "test_multiworker.py"},
 }
 
