@@ -76,7 +76,7 @@ class BatchWeights:
         self.done = True  # (unless the means are to be checked again)
         try:
             logs = dict(logs or {})
-            readable = _readable()
+            readable = _readable(model)
             if readable:  # the variables hold this batch's state: a mean must give what was logged
                 check = _logs_its_mean
             else:  # none to look at: only Keras' own steps log what the metrics give
@@ -216,12 +216,19 @@ def _keras_own(metric) -> bool:
     return all((getattr(o, "__module__", "") or "").startswith("keras.") for o in (type(metric), fn) if o is not None)
 
 
-def _readable() -> bool:
+def _readable(model) -> bool:
     """Whether the metrics' variables can be read when a batch ends (not on JAX or PyTorch: see the
-    module's docstring)."""
+    module's docstring; nor under a ``tf.distribute`` strategy of several replicas, where reading
+    one is a collective every worker must join, and only the chief's monitor reads)."""
     import keras
 
-    return keras.backend.backend() == "tensorflow"
+    if keras.backend.backend() != "tensorflow":
+        return False
+    strategy = getattr(model, "distribute_strategy", None)
+    try:
+        return strategy is None or int(strategy.num_replicas_in_sync) <= 1
+    except Exception:
+        return False
 
 
 def _keras_steps(model) -> bool:
