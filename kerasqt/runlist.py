@@ -75,7 +75,7 @@ class RunList:
         self._auto: set[Path] = set()  # runs checked by default (not by the user)
         self._timer = QTimer(window)
         self._timer.setInterval(POLL_MS)
-        self._timer.timeout.connect(self.tick)
+        self._timer.timeout.connect(self._guarded(self.tick))
         table, training = self.table, window.training
         for signal, slot in ((table.checked, self.set_checked), (table.renamed, self.rename),
                              (table.hidden, self.set_hidden), (table.show_hidden_changed, self.set_show_hidden),
@@ -86,11 +86,14 @@ class RunList:
 
     def _guarded(self, slot):
         """``slot`` for a Qt signal: no exception gets out into Qt (PyQt5 would abort the process);
-        the window logs it once and goes on (MonitorWindow.internal_error)."""
+        the window logs it once and goes on (MonitorWindow.internal_error). A Ctrl-C that lands here
+        is kept for the window's take_interrupt: it is the training's, as anywhere else."""
 
         def guarded(*args):
             try:
                 slot(*args)
+            except KeyboardInterrupt:
+                self.window.interrupted = True
             except Exception as exc:
                 self.window.internal_error(f"run list: {slot.__name__}", exc)
 
