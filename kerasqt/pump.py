@@ -9,6 +9,11 @@ is free: the fit has left (``on_left``), unless a hook of the fit ran in the las
 that dies in ``fit`` tells ``sys.excepthook`` first, which calls ``on_left`` too, so that the traceback reaches the
 terminal, not the window's output pane.
 
+A Ctrl-C lands wherever Python runs, often in a window slot during one of kerasqt's own turns of
+the loop. PyQt hands an exception that leaves a slot to ``sys.excepthook`` and goes on, which
+would swallow it; the hook keeps it instead, and the turn raises it (:func:`turn`), so that it
+is ``fit``'s like anywhere else, whatever slot it landed in.
+
 Everything here runs in the main thread (the excepthook too).
 """
 
@@ -21,24 +26,47 @@ import weakref
 __all__ = ["MainThreadFit"]
 
 _watching: weakref.WeakSet = weakref.WeakSet()  # MainThreadFits of fits running now
-_hooked = False
 _pumping = 0  # kerasqt's own turns of the event loop in progress (any monitor's)
+_interrupt = False  # a Ctrl-C left a slot during one of those turns: the turn raises it
 
 
 def _excepthook_once() -> None:
-    global _hooked
-    if _hooked:
+    """Put kerasqt's hook in front of ``sys.excepthook``, unless it is there already (something
+    may have replaced it since: a test runner, another library)."""
+    if getattr(sys.excepthook, "_kerasqt", False):
         return
-    _hooked = True
     previous = sys.excepthook
 
     def hook(*args):
+        global _interrupt
         why = "interrupted" if isinstance(args[0], type) and issubclass(args[0], KeyboardInterrupt) else None
+        if why and _pumping:
+            _interrupt = True  # it left a slot inside turn(): turn() raises it, for fit
+            return
         for fit in list(_watching):
             fit.left(why)
         previous(*args)
 
+    hook._kerasqt = True
     sys.excepthook = hook
+
+
+def turn(app) -> None:
+    """Turn the Qt event loop once as kerasqt's own turn (main thread). A Ctrl-C that landed in a
+    slot meanwhile is raised here, whichever slot it was; any other exception a slot let out was
+    Qt's to report, and training goes on."""
+    global _pumping, _interrupt
+    _excepthook_once()
+    _pumping += 1
+    try:
+        app.processEvents()
+    except Exception:  # a bug in a slot must not end training
+        pass
+    finally:
+        _pumping -= 1
+    if _interrupt and not _pumping:
+        _interrupt = False
+        raise KeyboardInterrupt
 
 
 class MainThreadFit:
@@ -86,15 +114,8 @@ class MainThreadFit:
         app = self.app
         if app is None:
             return
-        global _pumping
         self._next = time.perf_counter() + interval
-        _pumping += 1
-        try:
-            app.processEvents()
-        except Exception:  # a bug in a slot must not end training
-            pass
-        finally:
-            _pumping -= 1
+        turn(app)
         if window is not None and window.take_interrupt():
             raise KeyboardInterrupt
 

@@ -30,13 +30,15 @@ class WindowSaving:
         monitor = self.monitor
         if not (in_main_thread() and self.training.running and monitor is not None and monitor.run_over()):
             return not self.training.running
+        from .pump import turn
+
         app = QApplication.instance()
         deadline = time.monotonic() + timeout
         while self.training.running and time.monotonic() < deadline:
             self.training.wake()
-            app.processEvents()
+            turn(app)
             time.sleep(0.001)
-        app.processEvents()
+        turn(app)
         if self.take_interrupt():
             raise KeyboardInterrupt  # Ctrl-C landed in a window slot meanwhile: it is the caller's
         return not self.training.running

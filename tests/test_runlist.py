@@ -9,6 +9,7 @@ import time
 import keras
 import numpy as np
 import pytest
+from qtpy.QtCore import Qt
 
 from kerasqt import QtMonitor
 from kerasqt.events import BatchEvent, EndEvent, EpochEvent, StartEvent
@@ -89,7 +90,7 @@ def test_settings_and_tags_go_to_the_header_and_the_list(qtbot, tmp_path):
         for words in ("model tiny", "optimizer Adam, learning rate 0.005", "batch size 16", "81 parameters",
                       "dropout = 0.3", "note = wide"):
             assert words in tip
-        assert not item.flags() & 0x10  # (Qt.ItemIsUserCheckable) the run on show is not overlaid on itself
+        assert not item.flags() & Qt.ItemIsUserCheckable  # the run on show is not overlaid on itself
     finally:
         monitor.close()
 
