@@ -267,18 +267,23 @@ def _state(path: Path) -> tuple:
     return (st.st_ino, st.st_size, st.st_mtime_ns)
 
 
-def watch(target: str | os.PathLike, *, first: str | os.PathLike | None = None, window=None) -> Watcher:
-    """Show the runs of ``target`` (a run log or a folder of them) in a window, live, and return the
-    started :class:`Watcher` (main thread; returns at once: ``watcher.window`` is the window)."""
+def _shown_window(window, what):
+    """``window``, or a new one watching ``what``, shown and kept live between notebook cells."""
     from .qtapp import ensure_app, start_kernel_pump
     from .window import MonitorWindow
 
     ensure_app()
     if window is None:
-        window = MonitorWindow(title=f"kerasqt: watching {target}")
+        window = MonitorWindow(title=f"kerasqt: watching {what}")
     window.show()
     start_kernel_pump()
-    return Watcher(window, target, first=first).start()
+    return window
+
+
+def watch(target: str | os.PathLike, *, first: str | os.PathLike | None = None, window=None) -> Watcher:
+    """Show the runs of ``target`` (a run log or a folder of them) in a window, live, and return the
+    started :class:`Watcher` (main thread; returns at once: ``watcher.window`` is the window)."""
+    return Watcher(_shown_window(window, target), target, first=first).start()
 
 
 class StreamWatcher(QObject):
@@ -359,12 +364,4 @@ class StreamWatcher(QObject):
 def watch_stream(address: str, *, token: str | None = None, window=None) -> StreamWatcher:
     """Show the runs served at ``address`` (``HOST:PORT``) in a window, live, with controls when
     ``token`` is the training's, and return the started :class:`StreamWatcher` (main thread)."""
-    from .qtapp import ensure_app, start_kernel_pump
-    from .window import MonitorWindow
-
-    ensure_app()
-    if window is None:
-        window = MonitorWindow(title=f"kerasqt: watching {address}")
-    window.show()
-    start_kernel_pump()
-    return StreamWatcher(window, address, token=token).start()
+    return StreamWatcher(_shown_window(window, address), address, token=token).start()

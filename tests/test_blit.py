@@ -150,8 +150,8 @@ def test_staged_full_draws_draw_one_axes_per_frame_with_a_whole_draws_pixels():
     kinds = [plot.draw_frame(staged=True)]
     while kinds[-1] == "part":
         kinds.append(plot.draw_frame(staged=True))
-    # the layout in one frame, then each axes in two: without its legend, then the legend
-    assert kinds == ["part"] * 4 + ["full"] and plot.panel_draws == 2 and plot.full_draws == 1
+    # the layout in one frame, then each axes in four: its ticks, its x axis, the rest, its legend
+    assert kinds == ["part"] * 8 + ["full"] and plot.panel_draws == 2 and plot.full_draws == 1
     width = plot.figure.bbox.width
     assert blits[0] == width  # a new layout: the whole figure's background with the first axes
     loss, acc = plot.panels["loss"], plot.panels["accuracy"]
@@ -165,10 +165,11 @@ def test_staged_full_draws_draw_one_axes_per_frame_with_a_whole_draws_pixels():
     plot.apply(refiner.refine([BatchEvent(STEPS_PER_EPOCH + 101, 1, 2000.0, {"loss": 40.0, "accuracy": 0.6})]))
     blits.clear()
     before = _pixels(plot)
-    assert plot.draw_frame(staged=True) == "part" and not blits
-    # Between the two steps the canvas keeps the last whole frame: a repaint of the window
-    # then (an expose, a grab) shows the axes with its lines, not drawn without them.
-    assert np.array_equal(_pixels(plot), before)
+    for _ in range(3):
+        assert plot.draw_frame(staged=True) == "part" and not blits
+        # Between the steps the canvas keeps the last whole frame: a repaint of the window
+        # then (an expose, a grab) shows the axes with its lines, not half drawn.
+        assert np.array_equal(_pixels(plot), before)
     assert plot.draw_frame(staged=True) == "full"
     assert plot.panel_draws == 3 and loss.ax.get_ylim()[1] > 40 and acc.ax.get_ylim() == acc_ylim
     assert blits == [loss.cell.width]
@@ -364,3 +365,42 @@ def test_the_learning_rate_gets_a_log_scale_step_line_once_it_changes():
     assert not [label for label in labels if "learning_rate" in label]
     plot.set_log_scale(False)  # the log-scale toggle is for the metrics: the rate stays logarithmic
     assert panel.ax.get_yscale() == "log"
+
+
+@pytest.mark.parametrize("legend", [True, False])
+def test_an_axes_drawn_in_steps_has_the_pixels_of_one_draw(legend):
+    # Marks (lines, a ring, labels), a title, a legend: every kind of artist the window puts on an
+    # axes, on both sides of the y axis in the draw order; the steps keep that order exactly.
+    from kerasqt.blit import draw_steps
+
+    def axes_on_canvas():
+        fig = Figure(figsize=(5, 4), dpi=100)
+        canvas = FigureCanvasAgg(fig)
+        ax = fig.add_subplot()
+        x = np.arange(200)
+        ax.plot(x, np.exp(-x / 50), label="loss")
+        ax.plot(x, np.exp(-x / 60) + 0.05, label="val_loss", zorder=1)
+        ax.axvline(120, ls=":", color="0.4")
+        ax.scatter([150], [0.1], s=200, facecolors="none", edgecolors="gold", zorder=4)
+        ax.annotate("lr 0.001", (120, 0.8), zorder=3)
+        ax.grid(alpha=0.3)
+        ax.set_title("loss", fontsize=9)
+        if legend:
+            ax.legend(loc="upper right")
+        canvas.draw()  # (a renderer of the figure's size)
+        return fig, canvas, ax
+
+    fig, canvas, ax = axes_on_canvas()
+    steps = draw_steps(ax)
+    assert len(steps) == (4 if legend else 3)
+    renderer = canvas.get_renderer()
+    renderer.clear()
+    fig.patch.draw(renderer)
+    ax.draw(renderer)
+    whole = np.asarray(canvas.buffer_rgba()).copy()
+    renderer.clear()
+    fig.patch.draw(renderer)
+    for step in steps:
+        step(renderer)
+    assert np.array_equal(np.asarray(canvas.buffer_rgba()), whole)
+    assert all(a.get_visible() for a in (ax.xaxis, ax.yaxis, ax.patch, ax.title, *ax.lines))
