@@ -174,6 +174,7 @@ class Layout:
         self.state = state
         self.label: str | None = None
         self.overlays: list[Overlay] = []
+        self.kept = 0  # runs kept so far (their colours go round RUN_COLORS; some may have been let go)
         self.decorate = None  # called with each new panel before its legend (the run list's overlays)
         self.legend_at = None  # panel -> legend keyword arguments over ours (the overlays': a fixed place)
         self.log_scale = False
@@ -199,11 +200,15 @@ class Layout:
         for overlay in self.overlays:
             self.note(overlay.keys)
 
-    def keep(self, batches: BatchTable, epochs: EpochTable, tests: EpochTable) -> None:
-        """Keep a finished run's tables as an overlay, named by ``label``, in the next colour."""
-        n = len(self.overlays)
+    def keep(self, batches: BatchTable, epochs: EpochTable, tests: EpochTable, most: int | None = None) -> None:
+        """Keep a finished run's tables as an overlay, named by ``label``, in the next colour; with
+        ``most``, only the last ``most`` runs kept stay (the oldest go)."""
+        n = self.kept
+        self.kept += 1
         self.overlays.append(Overlay(self.label or f"run {n + 1}", RUN_COLORS[n % len(RUN_COLORS)],
                                      batches, epochs, tests))
+        if most is not None and len(self.overlays) > most:
+            del self.overlays[:len(self.overlays) - most]
 
     def note(self, keys) -> None:
         """Metrics seen: a new group asks for a new layout; a new metric of a group on show joins it."""
@@ -338,7 +343,7 @@ class Layout:
         train, val, test = TRAIN, VAL, TEST
         run = None  # comparing runs: one colour per run, legend entries "run: key"
         if self.comparing:
-            n = len(self.overlays)
+            n = self.kept
             train = val = test = RUN_COLORS[n % len(RUN_COLORS)]
             run = self.label or f"run {n + 1}"
         for key in keys:

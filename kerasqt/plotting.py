@@ -120,11 +120,12 @@ class MetricsPlot(Plot):
         self.state.restart()
         self.layout.restart()
 
-    def keep_run(self) -> None:
+    def keep_run(self, most: int | None = None) -> None:
         """Keep the current run's curves on the axes, still and in their own colour, and start
-        afresh for the next run (replays of several runs for comparison; live runs never do)."""
+        afresh for the next run (replays of several runs for comparison; live runs never do);
+        with ``most``, only the last ``most`` runs kept stay."""
         if not self.history.empty():
-            self.layout.keep(self.history.batches, self.history.epochs, self.history.tests)
+            self.layout.keep(self.history.batches, self.history.epochs, self.history.tests, most)
         self.reset(None)
 
     def apply(self, update) -> None:

@@ -7,8 +7,10 @@ and plot show it, exactly as a live ``fit``.
 * A run log file: followed as it grows; when it is truncated or another file takes its name
   (rotation), followed anew from its start (the old curves are dropped).
 * A folder: its newest run log (the one written last), then each new one that appears in
-  it; the control pane says when it switches. Earlier runs stay on the axes, still, each
-  named in the legend (as a replay of several runs), so that a sweep of runs can be compared.
+  it; the control pane says when it switches. The last ``KEEP_RUNS`` earlier runs stay on the
+  axes, still, each named in the legend (as a replay of several runs), so that a sweep of runs
+  can be compared (older ones go: each kept run is drawn again at every full draw; the run list
+  compares any of them).
   A new run that appears while the one shown is still going ends the one shown (*no longer
   watched*) and is followed instead.
 * A target that does not exist yet is waited for; so is the first line of a new log.
@@ -38,14 +40,16 @@ from .events import ErrorEvent, EvalEvent, drain
 from .follow import FollowSource, open_log
 from .runlog import RunLogError
 
-__all__ = ["StreamWatcher", "Watcher", "watch", "watch_stream"]
+__all__ = ["KEEP_RUNS", "StreamWatcher", "Watcher", "watch", "watch_stream"]
+
+KEEP_RUNS = 3  # earlier runs that stay on a watcher's axes
 
 
 class Watcher:
     """Follows ``target`` (a run log file or a folder of them) in ``window``; see the module docstring.
 
     ``first``: in a folder, the run to begin with (default: the newest). ``keep``: earlier runs of
-    a folder stay on the axes. ``runs``: the runs begun; ``ended``: those shown to their end;
+    a folder stay on the axes (the last ``KEEP_RUNS``). ``runs``: the runs begun; ``ended``: those shown to their end;
     ``live``: whether a run is on show now; ``idle_since``: ``time.monotonic()`` of the last end.
     """
 
@@ -224,7 +228,7 @@ class Watcher:
         win = self.window
         win.show_training()
         if old is not None and not again and self.keep:
-            win.plot.keep_run()  # the last run stays on the axes, still
+            win.plot.keep_run(KEEP_RUNS)  # the last run stays on the axes, still
         if self._folder():
             win.plot.label = path.stem
         src = FollowSource(path, fh, header, offset)
@@ -232,8 +236,8 @@ class Watcher:
         self.runs.append(path)
         self._said = ""
         if switch:
-            self.say(f"switching to the new run {path.name}" + (" (the earlier runs stay on the axes)"
-                                                               if self.keep else ""))
+            kept = f" (earlier runs stay on the axes: the last {KEEP_RUNS})" if self.keep else ""
+            self.say(f"switching to the new run {path.name}{kept}")
         win.request_run(src)
         win.status.setText("following")
         src.start()
@@ -343,7 +347,7 @@ class StreamWatcher(QObject):
             return
         last = self.runs[-1] if self.runs else None
         if last is not None and self.keep and last.id != run.id:
-            win.plot.keep_run()  # the last run stays on the axes, still
+            win.plot.keep_run(KEEP_RUNS)  # the last run stays on the axes, still
         created = run.header.get("created")
         win.plot.label = (time.strftime("%Y%m%d-%H%M%S", time.localtime(created))
                           if isinstance(created, (int, float)) else f"run {len(self.runs) + 1}")

@@ -200,7 +200,7 @@ def test_a_folder_is_followed_live_run_after_run(qtbot, tmp_path):
     qtbot.waitUntil(lambda: watcher.ended == 2, timeout=5000)
     assert _batches(watcher) == 60 and win.status.text() == "training finished"
     text = _control(watcher)
-    assert "switching to the new run live.jsonl (the earlier runs stay on the axes)" in text
+    assert "switching to the new run live.jsonl (earlier runs stay on the axes: the last 3)" in text
     assert text.count("training finished at step") == 2
     (kept,) = win.plot.overlays  # the first run, still on the axes
     assert kept.name == old.path.stem and win.plot.label == "live"
@@ -210,6 +210,20 @@ def test_a_folder_is_followed_live_run_after_run(qtbot, tmp_path):
     qtbot.waitUntil(lambda: "evaluate: loss 0.2 at step 60" in _control(watcher), timeout=5000)
     win.close()
     assert not watcher.source.is_alive()
+
+
+def test_a_sweep_keeps_its_last_three_earlier_runs_on_the_axes(qtbot, tmp_path):
+    # Every run kept is drawn again at each full draw: a long sweep would make them ever slower.
+    watcher = _watch(qtbot, tmp_path)
+    for i, name in enumerate("abcde"):
+        w = _writer(tmp_path, f"{name}.jsonl")
+        _write(w, [StartEvent(T0, 1, 3, 32), _batch(1), _batch(2), _batch(3), EndEvent(3, T0 + 4, False)])
+        qtbot.waitUntil(lambda i=i: watcher.ended == i + 1, timeout=5000)
+        w.close()
+    overlays = watcher.window.plot.overlays
+    assert [o.name for o in overlays] == ["b", "c", "d"] and watcher.window.plot.label == "e"
+    assert len({o.color for o in overlays}) == 3  # each its own colour, as when it was kept
+    watcher.window.close()
 
 
 def test_a_new_run_takes_over_from_a_live_one_and_a_demo_recording_is_not_followed(qtbot, tmp_path):
