@@ -41,6 +41,16 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _niceness(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if not 0 <= value <= 19:
+        raise argparse.ArgumentTypeError(f"must be from 0 to 19, got {text}")
+    return value
+
+
 def _log_folder(text: str) -> str:
     """A folder for run logs: made if missing, so it may not be a file, nor a folder we cannot write."""
     if os.path.exists(text) and not os.path.isdir(text):
@@ -154,6 +164,9 @@ def build_parser() -> argparse.ArgumentParser:
     wt.add_argument("--token", type=_control_token, metavar="TOKEN",
                     help="HOST:PORT: the training's control token (it prints it), for Stop training and the other "
                          "controls (default: $KERASQT_TOKEN; none: watch only)")
+    wt.add_argument("--nice", type=_niceness, default=0, metavar="N",
+                    help="run at a lower CPU priority (0-19, as nice(1)): a training on this machine that uses "
+                         "every core then loses less to the drawing, and the window answers more slowly")
     return parser
 
 
@@ -190,6 +203,8 @@ def _main(argv: list[str] | None) -> int:
     if wrong:
         print(f"kerasqt: error: {wrong}", file=sys.stderr)
         return 2
+    if getattr(args, "nice", 0):
+        os.nice(args.nice)  # (before Qt starts its threads: they take the process' niceness)
     from .qtapp import NoDisplayError, QtMissingError, ensure_app, is_offscreen
 
     try:

@@ -332,10 +332,16 @@ def test_the_command_waits_for_the_folder_then_follows_and_closes(tmp_path):
     folder, shot = tmp_path / "later", tmp_path / "w.png"
     env = {**os.environ, "QT_QPA_PLATFORM": "offscreen"}
     watcher = subprocess.Popen([sys.executable, "-m", "kerasqt", "watch", str(folder), "--seconds", "5",
-                                "--screenshot", str(shot)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               text=True)
+                                "--screenshot", str(shot), "--nice", "3"], env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
     try:
-        time.sleep(1.0)
+        # --nice: the whole viewer, its threads too (Linux keeps a niceness per thread)
+        nice, deadline = min(os.getpriority(os.PRIO_PROCESS, 0) + 3, 19), time.monotonic() + 20
+        while os.getpriority(os.PRIO_PROCESS, watcher.pid) != nice and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(1.0)  # (Qt's threads have started)
+        tasks = os.listdir(f"/proc/{watcher.pid}/task")
+        assert len(tasks) > 1 and {os.getpriority(os.PRIO_PROCESS, int(t)) for t in tasks} == {nice}
         w = _writer(folder)
         feeder = _Feeder(w, steps=40, gap=0.02)
         feeder.start()
@@ -358,6 +364,8 @@ def test_the_command_waits_for_the_folder_then_follows_and_closes(tmp_path):
     (["watch", "127.0.0.1:8765", "--token", "short"], "--token must be 8 to 256 printable ASCII characters"),
     (["watch", "127.0.0.1:8765", "--token", "with a space"], "without spaces"),
     (["watch", ".", "--token", "a-good-token"], "--token is for HOST:PORT"),
+    (["watch", ".", "--nice", "20"], "--nice: must be from 0 to 19, got 20"),
+    (["watch", ".", "--nice", "low"], "not a whole number: 'low'"),
 ])
 def test_watch_bad_arguments_are_one_line_and_exit_2(args, words):
     r = subprocess.run([sys.executable, "-m", "kerasqt", *args], capture_output=True, text=True, timeout=60)
