@@ -79,8 +79,8 @@ def _serve(serve: str | None, all_processes: bool, viewer=None):
         server = RunServer(serve, token=token)
         print(f"kerasqt: serving the runs at {server.address}: watch them with  kerasqt watch {server.address}",
               file=sys.stderr)
-        how = (f"the one in ${ENV_TOKEN}: watch with controls with  kerasqt watch {server.address}  (${ENV_TOKEN} "
-               "set the same)" if token else f"{server.token}: watch with controls with  kerasqt watch "
+        how = (f"the one in ${ENV_TOKEN}: to watch with controls,  kerasqt watch {server.address}  (${ENV_TOKEN} "
+               "set the same)" if token else f"{server.token}: to watch with controls,  kerasqt watch "
                f"{server.address} --token {server.token}")
         print(f"kerasqt: control token {how}", file=sys.stderr)
     exits.register(server.close, exits.LOGS)

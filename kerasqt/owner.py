@@ -225,7 +225,10 @@ class WindowOwner:
         if self._recorder.follow(self.alive):
             self._put = self.events.put
             self._steering()
-            reason = reason and f"{reason}; the run is logged to {self.log_path} (kerasqt replay shows it)"
+            server = self._recorder.server
+            where = (f"the run is logged to {self.log_path} (kerasqt replay shows it)" if self.log_path is not None
+                     else f"the run is served at {server.address} (kerasqt watch shows it)")
+            reason = reason and f"{reason}; {where}"
         if reason:  # (None: a viewer process shows the run)
             warn_user(f"kerasqt: {reason}")
 

@@ -98,7 +98,7 @@ def _token_line(trainer) -> tuple[str, str]:
             break
     address = next(x for x in lines if "serving the runs at" in x).split("kerasqt watch ")[-1].strip()
     token = line.split("--token ")[-1].strip()
-    assert line.strip() == (f"kerasqt: control token {token}: watch with controls with  "
+    assert line.strip() == (f"kerasqt: control token {token}: to watch with controls,  "
                             f"kerasqt watch {address} --token {token}")
     return address, token
 
