@@ -23,7 +23,7 @@
    ``kerasqt.net.NetSource`` here. Each batch's run-log ``time`` is ``time.time()`` at
    ``on_train_batch_end``; a batch is on the screen at the end of the first frame that drew its
    step (``MetricsPlot.draw_frame``, timed here in the viewer): any frame, as
-   ``bench_latency.py`` counts (one of a staged full draw draws half of one axes);
+   ``bench_latency.py`` counts (one of a staged full draw draws a step of one axes);
    ``..._every_axes``: a blit or a whole draw only; ``..._window``: the update's arrival in the
    plot's tables. p50, p95 and max, beside the in-process window's during one more part-1 fit
    (main thread), and the viewer's during the heavy fit of part 2.
@@ -269,7 +269,7 @@ class Frames:
     def latency(self, plot_id: int, log_path) -> dict:
         """Each batch of the run log at ``log_path``: from its ``time`` to the end of the first frame of
         the plot ``plot_id`` that drew its step. ``p95``...: any frame that drew, as ``bench_latency.py``
-        counts (a frame of a staged full draw draws half of one axes); ``p95_every_axes``...: only a
+        counts (a frame of a staged full draw draws a step of one axes); ``p95_every_axes``...: only a
         blit or a whole draw (every axes shows the step); ``p95_window``...: to the update's arrival in
         the plot's tables (the transport and the receiver, without the frame pacing). Frames before
         the run's start are another run's (a window draws a run's last frame at the next turn of its

@@ -44,8 +44,9 @@ class Panel:
         self.still: list = []  # lines of finished runs kept for comparison (not animated)
         self.drawn_view: tuple | None = None  # what the pixels on screen were drawn for (tail blits)
         self.cell: Bbox | None = None  # its share of the figure (display pixels): axes, labels, title
-        # Drawn without its legend yet: the box to put on the screen and its pixels so far (the
-        # canvas meanwhile keeps what it showed, so a repaint of the window never finds it half done).
+        # Drawn in part (blit.draw_steps): the box to put on the screen, its pixels so far, those shown
+        # before and the next step (the canvas meanwhile keeps what it showed, so a repaint of the
+        # window never finds it half done).
         self.half_drawn: tuple | None = None
         # name -> (line, what its data was made from, the y range it shows): unchanged lines are skipped
         self.fed: dict[str, tuple] = {}

@@ -880,6 +880,9 @@ def test_keyboard_interrupt_in_the_window_while_it_shows_a_runs_end_reaches_the_
 def test_ctrl_c_in_a_script_is_a_plain_keyboard_interrupt(tmp_path):
     r = _script(tmp_path, """
         import signal, threading
+        # As at a terminal. A shell without job control (CI, `cmd &`) starts a background job with
+        # SIGINT ignored; its children inherit that, and Python then never raises KeyboardInterrupt.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         from kerasqt import QtMonitor
         class Arm(keras.callbacks.Callback):
             def on_train_batch_end(self, batch, logs=None):
