@@ -127,6 +127,7 @@ class RunTable(QWidget):
     batches_changed = Signal(bool)
 
     WIDTH = 430  # the width it asks for, whatever its rows hold (see sizeHint)
+    NAME_WIDTH = 140  # the run column's width at first (the user may drag it)
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
@@ -158,6 +159,9 @@ class RunTable(QWidget):
         header.setStretchLastSection(False)
         for col in range(len(COLUMNS)):
             header.setSectionResizeMode(col, QHeaderView.ResizeToContents)
+        # The name elides (its tooltip has it whole), so that status and best val show in a narrow dock.
+        header.setSectionResizeMode(0, QHeaderView.Interactive)
+        header.resizeSection(0, self.NAME_WIDTH)
         box.addWidget(self.tree, 1)
         self.items: dict[Path, QTreeWidgetItem] = {}
         self.rows: dict[Path, Row] = {}
