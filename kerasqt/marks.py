@@ -6,7 +6,8 @@ updates:
 * the learning-rate changes, read from the run's learning-rate table (whatever made them:
   ``ReduceLROnPlateau``, a schedule, the window's control), each at the step of the first batch
   that ran with the new rate. At most :attr:`RunMarks.MAX_LR_MARKS`: a rate that changes more
-  often (a schedule, by step or by epoch) is a curve in the learning-rate axes, not marks. In
+  often is a curve in the learning-rate axes, not marks; so is a rate a schedule drives (the
+  run's start says so: ``StartEvent.lr_fixed``), even when it changes only once an epoch. In
   the first metric's axes the newest ``MAX_LR_LABELS`` say the new rate (a label costs a full
   draw about 0.8 ms, a line next to nothing);
 * ``EarlyStopping``'s best epoch of its monitored metric, from the last
@@ -54,11 +55,15 @@ class RunMarks:
     def __init__(self) -> None:
         self.patience: PatienceEvent | None = None  # the last one
         self.restored: int | None = None  # the epoch whose weights EarlyStopping restored
+        self.scheduled = False  # a schedule drives the rate: its changes are not marked
         self._key = None
         self._spec: tuple = ((), None)
 
     def apply(self, update) -> None:
         """Take an update's EarlyStopping states (its controls are the panes')."""
+        start = update.start
+        if start is not None and getattr(start, "lr_fixed", ""):
+            self.scheduled = True
         for ev in update.steering:
             if isinstance(ev, PatienceEvent):
                 self.patience = ev
@@ -68,10 +73,10 @@ class RunMarks:
     def spec(self, history) -> tuple:
         """``(lr_marks, best)``: the ``(step, rate)`` of each learning-rate change to mark, and the
         :class:`Best` epoch or None. The same object while nothing it reads changed."""
-        key = (history.lrs.version, history.epochs.version, self.patience, self.restored)
+        key = (history.lrs.version, history.epochs.version, self.patience, self.restored, self.scheduled)
         if key != self._key:
             self._key = key
-            changes = lr_changes(history)
+            changes = [] if self.scheduled else lr_changes(history)
             self._spec = (tuple(changes) if len(changes) <= self.MAX_LR_MARKS else (), self._best(history))
         return self._spec
 

@@ -453,6 +453,11 @@ def test_a_rate_that_changes_often_is_not_marked_and_only_the_newest_marks_are_l
 
     assert len(marks(RunMarks.MAX_LR_MARKS)[0]) == RunMarks.MAX_LR_MARKS
     assert marks(RunMarks.MAX_LR_MARKS + 1) == ((), None)  # a schedule: its curve says it
+    scheduled = RunMarks()  # a schedule that changes the rate once an epoch: its curve says it too
+    scheduled.apply(TrainingUpdate(start=StartEvent(0.0, 5, 10, 32, lr_fixed="the rate follows a schedule")))
+    history = RunHistory()
+    history.apply(TrainingUpdate(lrs=((0, 0.1), (10, 0.09), (20, 0.081))))
+    assert scheduled.spec(history) == ((), None) and len(RunMarks().spec(history)[0]) == 2
     lr_marks, _ = marks(8)
     assert [step for step, _ in lr_marks] == [10, 20, 30, 40, 50, 60, 70, 80]
     fig = plt.figure()
