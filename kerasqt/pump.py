@@ -40,8 +40,14 @@ def _excepthook_once() -> None:
     def hook(*args):
         global _interrupt
         why = "interrupted" if isinstance(args[0], type) and issubclass(args[0], KeyboardInterrupt) else None
-        if why and _pumping:
-            _interrupt = True  # it left a slot inside turn(): turn() raises it, for fit
+        tb = args[2] if len(args) > 2 else None
+        if tb is not None and tb.tb_frame.f_back is not None:
+            # Raised in a slot that Qt called inside running code: the program goes on (a script
+            # that dies has only its own frames left in the traceback).
+            if why and _pumping:
+                _interrupt = True  # inside turn(): turn() raises it, for fit
+                return
+            previous(*args)
             return
         for fit in list(_watching):
             fit.left(why)
