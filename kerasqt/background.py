@@ -65,7 +65,6 @@ class FitJob:
         Raises ``TimeoutError`` when ``timeout`` passes first, and the exception of
         ``fit`` if it raised one.
         """
-        from .pump import turn
         from .qtapp import in_main_thread
 
         widgets = sys.modules.get("qtpy.QtWidgets")  # (no Qt here when a viewer process draws)
@@ -76,12 +75,12 @@ class FitJob:
             if left is not None and left <= 0:
                 raise TimeoutError(f"fit still running after {timeout} s")
             if app is not None:
-                turn(app)  # (a Ctrl-C meanwhile is raised here, whichever slot it landed in)
+                app.processEvents()
                 self._thread.join(0.02 if left is None else min(0.02, left))
             else:
                 self._thread.join(left)
         if app is not None:
-            turn(app)
+            app.processEvents()
         if self.exception is not None:
             raise self.exception
         return self.history
