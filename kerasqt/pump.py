@@ -4,22 +4,24 @@ While ``fit`` runs in the main thread (a script, a notebook cell), nothing else 
 Qt event loop: the monitor's batch hooks do, at most every ``interval`` seconds
 (:meth:`MainThreadFit.pump`). Keras tells callbacks nothing of a fit that raised; while it
 runs, only its hooks turn the loop, so a timer that fires outside them means the main thread
-is free: the fit has left (``on_left``), unless a hook of the fit ran in the last second
-(another callback may turn the loop briefly inside ``fit``: ``plt.pause``, a second monitor). A script
-that dies in ``fit`` tells ``sys.excepthook`` first, which calls ``on_left`` too, so that the traceback reaches the
-terminal, not the window's output pane.
+is free: the fit has left (``on_left``), unless a hook of the fit, or one of kerasqt's turns,
+ran in the last second (another callback may turn the loop briefly inside ``fit``: ``plt.pause``,
+a second monitor). A script that dies in ``fit`` tells ``sys.excepthook`` first, which calls
+``on_left`` too, so that the traceback reaches the terminal, not the window's output pane.
 
 A Ctrl-C lands wherever Python runs, often in a window slot during one of kerasqt's own turns of
 the loop. PyQt hands an exception that leaves a slot to ``sys.excepthook`` and goes on, which
 would swallow it; the hook keeps it instead, and the turn raises it (:func:`turn`), so that it
 is ``fit``'s like anywhere else, whatever slot it landed in.
 
-Everything here runs in the main thread (the excepthook too).
+Everything here runs in the main thread (the excepthook too), except :meth:`MainThreadFit.end`,
+which a fit in another thread may call.
 """
 
 from __future__ import annotations
 
 import sys
+import threading
 import time
 import weakref
 
@@ -28,6 +30,7 @@ __all__ = ["MainThreadFit"]
 _watching: weakref.WeakSet = weakref.WeakSet()  # MainThreadFits of fits running now
 _pumping = 0  # kerasqt's own turns of the event loop in progress (any monitor's)
 _interrupt = False  # a Ctrl-C left a slot during one of those turns: the turn raises it
+_turned = 0.0  # when the last of those turns ended: a turn runs inside a hook of a fit, however long
 
 
 def _excepthook_once() -> None:
@@ -61,7 +64,7 @@ def turn(app) -> None:
     """Turn the Qt event loop once as kerasqt's own turn (main thread). A Ctrl-C that landed in a
     slot meanwhile is raised here, whichever slot it was; any other exception a slot let out was
     Qt's to report, and training goes on."""
-    global _pumping, _interrupt
+    global _pumping, _interrupt, _turned
     _excepthook_once()
     _pumping += 1
     try:
@@ -70,6 +73,7 @@ def turn(app) -> None:
         pass
     finally:
         _pumping -= 1
+        _turned = time.perf_counter()
     if _interrupt and not _pumping:
         _interrupt = False
         raise KeyboardInterrupt
@@ -126,11 +130,17 @@ class MainThreadFit:
             raise KeyboardInterrupt
 
     def end(self) -> None:
-        """The fit ended (or is known to have left): no more turns, no more watching."""
+        """The fit ended (or is known to have left): no more turns, no more watching. Any thread:
+        a fit in another thread (the next fit of the same monitor) may end the watch of one that
+        left the main thread; the main thread's next tick then stops the timer, which only the
+        thread that owns it may."""
         self.app = None
-        self.unwatch()
+        self.on_left = None
+        if threading.current_thread() is threading.main_thread():
+            self.unwatch()
 
     def unwatch(self) -> None:
+        """Stop watching (main thread)."""
         if self._timer is not None:
             self._timer.stop()
         _watching.discard(self)
@@ -143,7 +153,10 @@ class MainThreadFit:
             on_left(why)
 
     def _tick(self) -> None:
-        # The event loop turned outside kerasqt's own turns, and no hook of the fit ran for a while
-        # (something else, plt.pause in a callback say, may turn the loop briefly inside fit).
-        if not _pumping and time.perf_counter() - self.last_beat > self.LEFT_AFTER:
+        # The event loop turned outside kerasqt's own turns, and neither a hook of the fit nor one
+        # of those turns ran for a while (something else, plt.pause in a callback say, may turn
+        # the loop briefly inside fit, after another monitor's long turn).
+        if self.on_left is None:  # ended from another thread
+            self.unwatch()
+        elif not _pumping and time.perf_counter() - max(self.last_beat, _turned) > self.LEFT_AFTER:
             self.left()

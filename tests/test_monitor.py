@@ -621,7 +621,31 @@ def test_a_fit_is_not_taken_for_gone_when_other_code_turns_the_event_loop_inside
         b.close()
 
 
-def test_a_background_fit_runs_after_a_main_thread_call_that_raised(qtbot, monitor):
+class _LongTurnOfKerasqt(keras.callbacks.Callback):
+    """Stands for another monitor whose turn of the event loop is long (a first full draw on a
+    busy machine): a slot that takes 1.2 s runs in one of kerasqt's own turns."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        from qtpy.QtCore import QTimer
+        from qtpy.QtWidgets import QApplication
+
+        from kerasqt.pump import turn
+
+        QTimer.singleShot(0, lambda: time.sleep(1.2))
+        turn(QApplication.instance())
+
+
+def test_a_long_turn_of_another_monitor_is_not_the_fit_gone(qtbot, monitor):
+    # The monitor's last hook ran 1.45 s before the other callback turns the loop, but 1.2 s of
+    # that was a turn of kerasqt's, inside the fit: the run goes on and ends finished.
+    x, y = _data(256)
+    _model().fit(x, y, epochs=2, batch_size=32, verbose=0,
+                 callbacks=[monitor, _LongTurnOfKerasqt(), _TurnsTheLoop()])
+    assert monitor.window.catch_up()
+    assert monitor.window.status.text() == "training finished", monitor.window.pane_text("control")
+
+
+def test_a_background_fit_runs_after_a_main_thread_call_that_raised(qtbot, qtlog, monitor):
     x, y = _data(256)
     model = _model()
     with pytest.raises(ValueError):  # an evaluate that fails before its begin hook: its claim stays
@@ -633,3 +657,7 @@ def test_a_background_fit_runs_after_a_main_thread_call_that_raised(qtbot, monit
     assert len(history.history["loss"]) == 1
     _finished(qtbot, monitor)
     assert monitor.window.status.text() == "training finished"
+    # The background fit ended the watch of the interrupted one; the timer of that watch stopped
+    # in the main thread, which owns it.
+    assert not monitor._main._timer.isActive()
+    assert not [r.message for r in qtlog.records if "another thread" in r.message]
