@@ -212,7 +212,7 @@ class Steering:
             text = " ".join(str(exc).split())[:300] or type(exc).__name__
             self._say(put, "lr", f"learning rate not set: {text}", ok=False)
             return False
-        self._say(put, "lr", f"learning rate {old:.4g} -> {now:.4g} at step {self.step}", value=now)
+        self._say(put, "lr", f"learning rate {old:.4g} -> {now:.4g} from step {self.step + 1}", value=now)
         return True
 
 

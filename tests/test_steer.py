@@ -198,7 +198,7 @@ def test_a_learning_rate_set_in_the_window_is_the_optimizers_at_the_next_batch_a
     assert seen[13] == pytest.approx(1e-4, rel=1e-6) and seen[14] == pytest.approx(5e-5, rel=1e-6)
     win = monitor.window
     pane = win.pane_text("control")
-    assert "learning rate 0.001 -> 0.0001 at step 4" in pane and "learning rate 0.0001 -> 5e-05 at step 14" in pane
+    assert "learning rate 0.001 -> 0.0001 from step 5" in pane and "learning rate 0.0001 -> 5e-05 from step 15" in pane
     assert not win.steer.lr_field.text()  # taken
     # Marked where the first batch with the new rate ended, in each metric's axes, with the new value.
     lr_marks, _ = win.plot.marks.spec(win.plot.history)
