@@ -204,6 +204,11 @@ class FollowSource(LoopThread):
         self._last_time: float | None = None
 
     # -- what the window asks (main thread; alive: receiver thread) ------------------------------
+    @property
+    def log_path(self) -> Path:
+        """The followed log: the window's run list shows its folder."""
+        return self.path
+
     def alive(self) -> bool:
         return True  # a writer gone without its end is told by an error event of ours
 

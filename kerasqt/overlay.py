@@ -102,8 +102,12 @@ class RunOverlays:
         self.redraw()
 
     def free_color(self) -> str:
-        """The first colour no overlaid run has (they repeat past twenty runs)."""
+        """The first colour no overlaid run has, nor a run the plot shows itself when it compares
+        runs (a replay's, a watcher's); they repeat past twenty runs."""
         used = [run.color for run in self.runs.values()]
+        own = getattr(getattr(self.plot, "layout", None), "run_colors", None)
+        if own is not None:
+            used += own()
         for color in OVERLAY_COLORS:
             if color not in used:
                 return color

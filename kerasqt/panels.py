@@ -145,11 +145,14 @@ class Panel:
 
 
 class Overlay:
-    """A finished run kept on the axes for comparison (replays of several runs), in one colour."""
+    """A finished run kept on the axes for comparison (replays of several runs), in one colour;
+    ``path``: its run log, when it has one (the run list says the run is on the axes)."""
 
-    def __init__(self, name: str, color: str, batches: BatchTable, epochs: EpochTable, tests: EpochTable) -> None:
+    def __init__(self, name: str, color: str, batches: BatchTable, epochs: EpochTable, tests: EpochTable,
+                 path=None) -> None:
         self.name = name
         self.color = color
+        self.path = path
         self.batches = batches
         self.epochs = epochs
         self.tests = tests
@@ -201,13 +204,20 @@ class Layout:
         for overlay in self.overlays:
             self.note(overlay.keys)
 
-    def keep(self, batches: BatchTable, epochs: EpochTable, tests: EpochTable, most: int | None = None) -> None:
+    def run_colors(self) -> list[str]:
+        """The colours of the runs the plot shows itself while comparing: those kept, and the current one."""
+        if not self.comparing:
+            return []
+        return [overlay.color for overlay in self.overlays] + [RUN_COLORS[self.kept % len(RUN_COLORS)]]
+
+    def keep(self, batches: BatchTable, epochs: EpochTable, tests: EpochTable, most: int | None = None,
+             path=None) -> None:
         """Keep a finished run's tables as an overlay, named by ``label``, in the next colour; with
-        ``most``, only the last ``most`` runs kept stay (the oldest go)."""
+        ``most``, only the last ``most`` runs kept stay (the oldest go). ``path``: its run log."""
         n = self.kept
         self.kept += 1
         self.overlays.append(Overlay(self.label or f"run {n + 1}", RUN_COLORS[n % len(RUN_COLORS)],
-                                     batches, epochs, tests))
+                                     batches, epochs, tests, path))
         if most is not None and len(self.overlays) > most:
             del self.overlays[:len(self.overlays) - most]
 

@@ -121,13 +121,17 @@ class MetricsPlot(Plot):
         self.state.restart()
         self.layout.restart()
 
-    def keep_run(self, most: int | None = None) -> None:
+    def keep_run(self, most: int | None = None, path=None) -> None:
         """Keep the current run's curves on the axes, still and in their own colour, and start
         afresh for the next run (replays of several runs for comparison; live runs never do);
-        with ``most``, only the last ``most`` runs kept stay."""
+        with ``most``, only the last ``most`` runs kept stay. ``path``: the run's log, if any."""
         if not self.history.empty():
-            self.layout.keep(self.history.batches, self.history.epochs, self.history.tests, most)
+            self.layout.keep(self.history.batches, self.history.epochs, self.history.tests, most, path)
         self.reset(None)
+
+    def kept_logs(self) -> dict:
+        """The run logs of the runs kept on the axes (:meth:`keep_run`), with their colours."""
+        return {overlay.path: overlay.color for overlay in self.overlays if overlay.path is not None}
 
     def apply(self, update) -> None:
         if update.start is not None:

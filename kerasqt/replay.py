@@ -38,6 +38,11 @@ class ReplaySource:
         self.smoothing = run.smoothing
         self.feeder = ReplayFeeder(run, self.events.put, speed)
 
+    @property
+    def log_path(self):
+        """The replayed log: the window's run list shows its folder."""
+        return self.run.path
+
     def alive(self) -> bool:
         return True  # the feeder always ends the queue with an end or error event
 
@@ -114,7 +119,7 @@ class Replay(QObject):
         win = self.window
         win.show_training()
         if self.index > 0:
-            win.plot.keep_run()  # the last run stays on the axes, still
+            win.plot.keep_run(path=self.runs[self.index - 1].path)  # the last run stays on the axes, still
         if len(self.runs) > 1:
             win.plot.label = run.name
         self._source = source = ReplaySource(run, self.speed)

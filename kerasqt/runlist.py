@@ -16,6 +16,11 @@ begins (a :class:`~kerasqt.callback.QtMonitor`'s: ``log_path``), and lists that 
   first metrics are in; the next run takes that default off again, unless the user changed it;
 * renames and hidden runs go to the folder's ``kerasqt-runs.json`` (:mod:`kerasqt.sidecar`),
   never to the logs, and come back in every window that lists the folder.
+
+A replay or a watch window (its runs' sources have a ``log_path`` too) lists the folder of the
+log it shows; the earlier runs it keeps on the axes itself
+(:meth:`~kerasqt.plotting.MetricsPlot.keep_run`) are *kept* rows: shown checked, in their
+colour, and not overlaid a second time.
 """
 
 from __future__ import annotations
@@ -191,6 +196,8 @@ class RunList:
             self._check(old, False)
         self._auto.clear()
         self._check(path, False)  # (a run is never overlaid on itself)
+        for kept in self.kept_logs():  # (nor a run the window keeps on the axes itself)
+            self._check(kept, False)
         self._default = previous if previous is not None and previous.parent == path.parent else None
         if self._default is not None:
             self._want(self._default)
@@ -322,8 +329,13 @@ class RunList:
             self.loader.add(path)
             self.loader.start()
 
+    def kept_logs(self) -> dict[Path, str]:
+        """The logs of the runs the window keeps on its axes (a replay's, a watcher's), with their colours."""
+        kept = getattr(self.window.plot, "kept_logs", None)
+        return {Path(path).absolute(): color for path, color in kept().items()} if kept is not None else {}
+
     def _check(self, path: Path, on: bool) -> None:
-        if on and path != self.live:
+        if on and path != self.live and path not in self.kept_logs():
             self.checked.add(path)
             if path in self.loaded:
                 self.overlays.show(path, self.name_of(path), self.loaded[path].history)
@@ -340,6 +352,7 @@ class RunList:
     def rows(self) -> list[Row]:
         """The rows shown: the runs not hidden (all with *show hidden*), newest first."""
         out = []
+        kept = self.kept_logs()
         for run in self.runs:
             hidden = self.names is not None and self.names.hidden(run.stem)
             if hidden and not self.show_hidden:
@@ -348,8 +361,9 @@ class RunList:
             live = run.path == self.live
             if live and hasattr(self.window.plot, "history"):
                 run = with_history(run, self.window.plot.history)
+            color = kept.get(run.path) or (overlay.color if overlay is not None else None)
             out.append(Row(run, self.name_of(run.path), hidden, run.path in self.checked,
-                           overlay.color if overlay is not None else None, live))
+                           color, live, run.path in kept))
         return out
 
     def _show(self) -> None:

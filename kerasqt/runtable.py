@@ -51,6 +51,7 @@ class Row:
     checked: bool = False
     color: str | None = None  # its overlay's colour (a Matplotlib colour), when overlaid
     live: bool = False  # the run on show (it cannot be overlaid on itself)
+    kept: bool = False  # an earlier run the window keeps on its axes itself (a replay's, a watcher's)
 
 
 def start_text(created: float | None, now: float | None = None) -> str:
@@ -106,6 +107,8 @@ def _tooltip(row: Row) -> str:
     lines += describe_settings(run.settings, run.tags)
     if row.live:
         lines.append("(the run on show)")
+    elif row.kept:
+        lines.append("(kept on the axes by this window)")
     return "\n".join(lines)
 
 
@@ -207,10 +210,10 @@ class RunTable(QWidget):
     def _fill(self, item: QTreeWidgetItem, row: Row) -> None:
         run = row.run
         flags = Qt.ItemIsEnabled | Qt.ItemIsSelectable | Qt.ItemIsEditable
-        if not row.live:
+        if not (row.live or row.kept):
             flags |= Qt.ItemIsUserCheckable
         item.setFlags(flags)
-        item.setCheckState(0, Qt.Checked if row.checked and not row.live else Qt.Unchecked)
+        item.setCheckState(0, Qt.Checked if (row.checked or row.kept) and not row.live else Qt.Unchecked)
         status = ("live" if row.live and run.status == "running" else run.status) + (" · hidden" if row.hidden else "")
         texts = (row.name, status, best_text(run), epochs_text(run), start_text(run.created))
         tip = _tooltip(row)
@@ -218,7 +221,7 @@ class RunTable(QWidget):
             item.setText(col, text)
             item.setToolTip(col, tip)
         self._settings_line(item, settings_text(run), tip)
-        item.setIcon(0, _swatch(row.color) if row.color and row.checked else QIcon())
+        item.setIcon(0, _swatch(row.color) if row.color and (row.checked or row.kept) else QIcon())
         font = QFont(item.font(0))
         font.setItalic(row.hidden)
         font.setBold(row.live)
@@ -263,7 +266,7 @@ class RunTable(QWidget):
             return
         self.rows.pop(path)  # the next show_runs fills it as the caller decided, whatever the user did
         on = item.checkState(0) == Qt.Checked
-        if on != (row.checked and not row.live):
+        if not row.kept and on != (row.checked and not row.live):
             self.checked.emit(path, on)
         name = item.text(0).strip()
         if name != row.name:
@@ -287,7 +290,7 @@ class RunTable(QWidget):
             menu.addAction("Show in the list again", lambda: self.hidden.emit(path, False))
         else:
             menu.addAction("Hide from the list (the file stays)", lambda: self.hidden.emit(path, True))
-        if not row.live:
+        if not (row.live or row.kept):
             menu.addAction("Remove the overlay" if row.checked else "Overlay on the axes",
                            lambda: self.checked.emit(path, not row.checked))
         menu.exec_(self.tree.viewport().mapToGlobal(pos))

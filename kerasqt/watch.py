@@ -228,7 +228,7 @@ class Watcher:
         win = self.window
         win.show_training()
         if old is not None and not again and self.keep:
-            win.plot.keep_run(KEEP_RUNS)  # the last run stays on the axes, still
+            win.plot.keep_run(KEEP_RUNS, path=old.path)  # the last run stays on the axes, still
         if self._folder():
             win.plot.label = path.stem
         src = FollowSource(path, fh, header, offset)

@@ -256,3 +256,46 @@ def test_a_bug_in_a_list_slot_is_logged_once_and_the_window_goes_on(qtbot, win, 
     monkeypatch.undo()
     win.runlist.set_checked(a, True)  # and the list goes on
     qtbot.waitUntil(lambda: a in win.runlist.overlays.runs, timeout=5000)
+
+
+def test_a_replay_lists_its_folder_and_its_kept_runs_are_not_overlaid_twice(qtbot, win, tmp_path):
+    from kerasqt.replay import replay
+
+    a, b = _log(tmp_path, "a", T0), _log(tmp_path, "b", T0 + 100)
+    other = _log(tmp_path, "other", T0 + 200)
+    done = replay([a, b], window=win)
+    qtbot.waitUntil(lambda: done.done, timeout=10000)
+    runlist = win.runlist
+    assert runlist.dock.isVisibleTo(win) and runlist.live == b
+    _listed(qtbot, runlist, 3)
+    rows = {row.run.stem: row for row in runlist.rows()}
+    assert rows["b"].live and not rows["b"].kept
+    kept = win.plot.overlays[0]  # a, kept on the axes by the replay
+    assert rows["a"].kept and rows["a"].color == kept.color and not rows["other"].kept
+    item = runlist.table.items[a]
+    assert item.checkState(0) == Qt.Checked and not item.flags() & Qt.ItemIsUserCheckable
+
+    runlist.set_checked(a, True)  # drawn already: not a second time
+    runlist.set_checked(other, True)
+    qtbot.waitUntil(lambda: other in runlist.overlays.runs, timeout=5000)
+    assert set(runlist.overlays.runs) == {other} and runlist.checked == {other}
+    # in a colour of its own: not the kept run's, nor the replayed run's
+    assert runlist.overlays.runs[other].color not in [kept.color, *win.plot.layout.run_colors()]
+
+
+def test_a_watched_folder_is_listed_with_the_runs_the_watcher_keeps(qtbot, win, tmp_path):
+    from kerasqt.watch import watch
+
+    first = _log(tmp_path, "first", T0)
+    watcher = watch(tmp_path, window=win)
+    try:
+        qtbot.waitUntil(lambda: watcher.ended, timeout=10000)
+        assert win.runlist.live == first
+        second = _log(tmp_path, "second", T0 + 100)
+        qtbot.waitUntil(lambda: watcher.ended == 2, timeout=10000)
+        assert win.runlist.live == second
+        _listed(qtbot, win.runlist, 2)
+        rows = {row.run.stem: row for row in win.runlist.rows()}
+        assert rows["first"].kept and rows["second"].live
+    finally:
+        watcher.stop()
