@@ -33,7 +33,7 @@ _interrupt = False  # a Ctrl-C left a slot during one of those turns: the turn r
 _turned = 0.0  # when the last of those turns ended: a turn runs inside a hook of a fit, however long
 
 
-def _excepthook_once() -> None:
+def _hook_in_front() -> None:
     """Put kerasqt's hook in front of ``sys.excepthook``, unless it is there already (something
     may have replaced it since: a test runner, another library)."""
     if getattr(sys.excepthook, "_kerasqt", False):
@@ -65,7 +65,7 @@ def turn(app) -> None:
     slot meanwhile is raised here, whichever slot it was; any other exception a slot let out was
     Qt's to report, and training goes on."""
     global _pumping, _interrupt, _turned
-    _excepthook_once()
+    _hook_in_front()
     _pumping += 1
     try:
         app.processEvents()
@@ -104,7 +104,7 @@ class MainThreadFit:
             self._timer.timeout.connect(self._tick)
         self._timer.start()
         _watching.add(self)
-        _excepthook_once()
+        _hook_in_front()
 
     def beat(self) -> None:
         """A hook of the fit ran: it is still inside ``fit``."""
