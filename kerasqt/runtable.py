@@ -120,6 +120,29 @@ def _swatch(color: str) -> QIcon:
     return QIcon(pixmap)
 
 
+class _PathLabel(QLabel):
+    """A folder's path on one line, elided in the middle to the label's width (all of it in the
+    tooltip); its text never widens the dock (the plot beside it would be resized, and drawn anew)."""
+
+    def __init__(self) -> None:
+        super().__init__("")
+        self.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Preferred)
+        self.path = ""
+
+    def set_path(self, path: str) -> None:
+        if path != self.path:
+            self.path = path
+            self.setToolTip(path)
+            self._elide()
+
+    def resizeEvent(self, event) -> None:  # noqa: N802 (Qt's name)
+        super().resizeEvent(event)
+        self._elide()
+
+    def _elide(self) -> None:
+        self.setText(self.fontMetrics().elidedText(self.path, Qt.ElideMiddle, max(self.width(), 1)))
+
+
 class RunTable(QWidget):
     """The table and its two toggles; the rows are :meth:`show_runs`'s, the decisions the caller's."""
 
@@ -137,14 +160,13 @@ class RunTable(QWidget):
         box = QVBoxLayout(self)
         box.setContentsMargins(2, 2, 2, 2)
         top = QHBoxLayout()
-        self.folder_label = QLabel("")
-        # Its text never widens the dock (the plot beside it would be resized, and drawn anew).
-        self.folder_label.setSizePolicy(QSizePolicy.Ignored, QSizePolicy.Preferred)
+        self.folder_label = _PathLabel()
         self.batches_box = QCheckBox("batch curves")
         self.batches_box.setChecked(True)
         self.batches_box.setToolTip("Overlay the smoothed batch values of the checked runs, beside their epochs")
         self.hidden_box = QCheckBox("show hidden")
-        top.addWidget(self.folder_label, 1)
+        box.addWidget(self.folder_label)
+        top.addStretch(1)
         top.addWidget(self.batches_box)
         top.addWidget(self.hidden_box)
         box.addLayout(top)
@@ -182,8 +204,7 @@ class RunTable(QWidget):
     # -- what is shown ---------------------------------------------------------------------------
     def show_runs(self, rows: list[Row], folder: str = "") -> None:
         """Show ``rows`` in their order; rows of runs already shown are updated in place."""
-        self.folder_label.setText(folder)
-        self.folder_label.setToolTip(folder)
+        self.folder_label.set_path(folder)
         self._filling = True
         try:
             wanted = [row.run.path for row in rows]

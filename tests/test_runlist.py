@@ -299,3 +299,19 @@ def test_a_watched_folder_is_listed_with_the_runs_the_watcher_keeps(qtbot, win, 
         assert rows["first"].kept and rows["second"].live
     finally:
         watcher.stop()
+
+
+def test_the_folder_is_named_whole_or_elided_in_the_middle(qtbot):
+    from kerasqt.runtable import RunTable
+
+    table = RunTable()
+    qtbot.addWidget(table)
+    table.show()
+    path = "/home/someone/projects/a-rather-long-project-name/experiments/runs"
+    table.show_runs([], path)
+    label = table.folder_label
+    label.resize(1000, 20)
+    assert label.text() == path and label.toolTip() == path
+    label.resize(120, 20)
+    assert "\N{HORIZONTAL ELLIPSIS}" in label.text() and label.text().startswith("/h")
+    assert label.text().endswith("runs") and label.fontMetrics().horizontalAdvance(label.text()) <= 120
