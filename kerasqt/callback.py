@@ -369,8 +369,11 @@ class QtMonitor(WindowOwner, keras.callbacks.Callback):
         self._put = None
         # A main-thread fit returns now: the receiver delivers the end, and the window draws the
         # run's last frame, at the next turn of the event loop (wait_closed, the next notebook
-        # cell, or a screenshot or export, which catch up first).
-        self._main.end()
+        # cell, or a screenshot or export, which catch up first). A background fit leaves the
+        # main thread's watch alone: a main-thread fit may have begun it meanwhile (its own
+        # on_train_begin ended any stale one).
+        if threading.current_thread() is threading.main_thread():
+            self._main.end()
 
     # -- helpers -----------------------------------------------------------------------------------
     def _pump(self) -> None:

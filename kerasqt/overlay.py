@@ -102,7 +102,7 @@ class RunOverlays:
         self.redraw()
 
     def free_color(self) -> str:
-        """The first colour no overlaid run has, nor a run the plot shows itself when it compares
+        """The first colour no overlaid run has, nor one the plot's own runs take when it compares
         runs (a replay's, a watcher's); they repeat past twenty runs."""
         used = [run.color for run in self.runs.values()]
         own = getattr(getattr(self.plot, "layout", None), "run_colors", None)

@@ -205,10 +205,9 @@ class Layout:
             self.note(overlay.keys)
 
     def run_colors(self) -> list[str]:
-        """The colours of the runs the plot shows itself while comparing: those kept, and the current one."""
-        if not self.comparing:
-            return []
-        return [overlay.color for overlay in self.overlays] + [RUN_COLORS[self.kept % len(RUN_COLORS)]]
+        """The colours the plot's own runs take while it compares runs (those kept, the current
+        one, and those to come, in turn): an overlay of the run list takes none of them."""
+        return list(RUN_COLORS) if self.comparing else []
 
     def keep(self, batches: BatchTable, epochs: EpochTable, tests: EpochTable, most: int | None = None,
              path=None) -> None:

@@ -34,6 +34,7 @@ and EarlyStopping's best epoch (:mod:`kerasqt.marks`, static: drawn with their a
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 from . import limits
 from .blit import Blitter
@@ -126,7 +127,8 @@ class MetricsPlot(Plot):
         afresh for the next run (replays of several runs for comparison; live runs never do);
         with ``most``, only the last ``most`` runs kept stay. ``path``: the run's log, if any."""
         if not self.history.empty():
-            self.layout.keep(self.history.batches, self.history.epochs, self.history.tests, most, path)
+            self.layout.keep(self.history.batches, self.history.epochs, self.history.tests, most,
+                             None if path is None else Path(path).absolute())
         self.reset(None)
 
     def kept_logs(self) -> dict:

@@ -224,7 +224,7 @@ class RunList:
     # -- what the user does ------------------------------------------------------------------------
     def set_checked(self, path, on: bool) -> None:
         """Overlay the run logged at ``path`` on the live axes, or take it off."""
-        path = Path(path)
+        path = Path(path).absolute()
         self._auto.discard(path)
         if path == self._default:
             self._default = None  # the user decided
@@ -332,7 +332,7 @@ class RunList:
     def kept_logs(self) -> dict[Path, str]:
         """The logs of the runs the window keeps on its axes (a replay's, a watcher's), with their colours."""
         kept = getattr(self.window.plot, "kept_logs", None)
-        return {Path(path).absolute(): color for path, color in kept().items()} if kept is not None else {}
+        return kept() if kept is not None else {}
 
     def _check(self, path: Path, on: bool) -> None:
         if on and path != self.live and path not in self.kept_logs():

@@ -645,7 +645,10 @@ def test_a_long_turn_of_another_monitor_is_not_the_fit_gone(qtbot, monitor):
     assert monitor.window.status.text() == "training finished", monitor.window.pane_text("control")
 
 
-def test_a_background_fit_runs_after_a_main_thread_call_that_raised(qtbot, qtlog, monitor):
+def test_a_background_fit_runs_after_a_main_thread_call_that_raised(qtbot, qtlog, monitor, monkeypatch):
+    from kerasqt.pump import MainThreadFit
+
+    monkeypatch.setattr(MainThreadFit, "LEFT_AFTER", 600.0)  # the interrupted fit is not seen gone meanwhile
     x, y = _data(256)
     model = _model()
     with pytest.raises(ValueError):  # an evaluate that fails before its begin hook: its claim stays
@@ -653,6 +656,7 @@ def test_a_background_fit_runs_after_a_main_thread_call_that_raised(qtbot, qtlog
     with pytest.raises(KeyboardInterrupt):  # a main-thread fit interrupted, caught by the user
         model.fit(x, y, epochs=2, batch_size=32, verbose=0,
                   callbacks=[monitor, _AtBatch(3, lambda logs: (_ for _ in ()).throw(KeyboardInterrupt))])
+    assert monitor._main._timer.isActive()  # still watched: the background fit ends that watch
     history = fit_in_background(model, x, y, epochs=1, batch_size=32, callbacks=[monitor]).wait(timeout=60)
     assert len(history.history["loss"]) == 1
     _finished(qtbot, monitor)
