@@ -209,6 +209,23 @@ class Layout:
         one, and those to come, in turn): an overlay of the run list takes none of them."""
         return list(RUN_COLORS) if self.comparing else []
 
+    def rename_kept(self, path, name: str) -> bool:
+        """Name the kept run logged at ``path`` ``name`` in the legends; whether one was renamed."""
+        done = False
+        for ov in self.overlays:
+            if ov.path is None or ov.path != path or ov.name == name:
+                continue
+            old, ov.name, done = f"{ov.name}: ", name, True
+            for panel in self.panels.values():
+                for line in panel.still:
+                    if line.get_label().startswith(old):
+                        line.set_label(f"{name}: {line.get_label()[len(old):]}")
+                if panel.ax.get_legend() is not None:
+                    self.make_legend(panel)
+        if done:
+            self.state.full = True
+        return done
+
     def keep(self, batches: BatchTable, epochs: EpochTable, tests: EpochTable, most: int | None = None,
              path=None) -> None:
         """Keep a finished run's tables as an overlay, named by ``label``, in the next colour; with

@@ -233,7 +233,7 @@ class RunList:
 
     def rename(self, path, name: str) -> None:
         """Name the run (``""``: its own name again); kept in the folder's sidecar."""
-        path = Path(path)
+        path = Path(path).absolute()
         if self.names is None:
             return
         try:
@@ -241,6 +241,9 @@ class RunList:
         except OSError as exc:
             self._say(f"the run could not be renamed: {self.names.path}: {exc.strerror or exc}")
         self.overlays.rename(path, self.name_of(path))
+        rename_kept = getattr(getattr(self.window.plot, "layout", None), "rename_kept", None)
+        if rename_kept is not None:  # (a run a replay or a watcher keeps on the axes)
+            rename_kept(path, self.name_of(path))
         self.window.request_frame()
         self._show()
 

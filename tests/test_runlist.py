@@ -283,6 +283,12 @@ def test_a_replay_lists_its_folder_and_its_kept_runs_are_not_overlaid_twice(qtbo
     # in a colour of its own: none that the replay's runs take, now or later
     assert runlist.overlays.runs[other].color not in RUN_COLORS
 
+    runlist.rename(a, "baseline")  # a kept run renamed: its legend entries too
+    win.draw_now()
+    legend = [t.get_text() for t in win.plot.panels["loss"].ax.get_legend().get_texts()]
+    assert "baseline: loss" in legend and "a: loss" not in legend
+    assert {row.run.stem: row.name for row in runlist.rows()}["a"] == "baseline"
+
 
 def test_a_watched_folder_is_listed_with_the_runs_the_watcher_keeps(qtbot, win, tmp_path):
     from kerasqt.watch import watch
