@@ -478,8 +478,9 @@ def _script(tmp_path, body, env_extra=None, drop=(), timeout=180, keras_head=Tru
     path.write_text((_KERAS_HEAD if keras_head else _SCRIPT_HEAD) + textwrap.dedent(body))
     env = {k: v for k, v in os.environ.items() if k not in drop}
     env.update({"TF_CPP_MIN_LOG_LEVEL": "3", **(env_extra or {})})
-    r = subprocess.run([sys.executable, str(path)], capture_output=True, text=True, timeout=timeout, env=env,
-                       cwd=str(tmp_path))
+    # (-X faulthandler: a crash prints every thread's Python stack, for the failure's message)
+    r = subprocess.run([sys.executable, "-X", "faulthandler", str(path)], capture_output=True, text=True,
+                       timeout=timeout, env=env, cwd=str(tmp_path))
     r.stderr_lines = [ln for ln in r.stderr.splitlines() if ln.strip() and not ln.startswith(_NOISE)]
     return r
 
@@ -500,7 +501,7 @@ def test_a_bug_in_the_window_does_not_abort_a_script(tmp_path):
         hist = model().fit(x, y, epochs=2, batch_size=32, verbose=0, callbacks=[QtMonitor()])
         print("trained", len(hist.history["loss"]))
     """)
-    assert r.returncode == 0, r.stderr[-3000:]
+    assert r.returncode == 0, f"stdout: {r.stdout[-500:]}\nstderr: {r.stderr[-3000:]}"
     assert "trained 2" in r.stdout
 
 
