@@ -1030,6 +1030,9 @@ def test_fit_in_a_thread_without_a_window_is_logged(tmp_path):
     deadline = time.monotonic() + 10
     while not read_run(mon.log_path).ended and time.monotonic() < deadline:
         time.sleep(0.1)
+    follower = mon._recorder.follower  # it wrote the error line; it closes the file and ends just after
+    follower.join(5)
+    assert not follower.is_alive()
     run = read_run(mon.log_path)
     errors = [ev for ev in run.events if isinstance(ev, ErrorEvent)]
     assert run.ended and len(errors) == 1 and "without finishing" in errors[0].message
