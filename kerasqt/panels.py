@@ -209,22 +209,30 @@ class Layout:
         one, and those to come, in turn): an overlay of the run list takes none of them."""
         return list(RUN_COLORS) if self.comparing else []
 
-    def rename_kept(self, path, name: str) -> bool:
-        """Name the kept run logged at ``path`` ``name`` in the legends; whether one was renamed."""
+    def rename_run(self, path, name: str, *, live: bool = False) -> bool:
+        """Name the run logged at ``path`` ``name`` in the legends: a kept run, or with ``live``
+        the current one (its entries say its name while runs are compared); whether one was."""
         done = False
         for ov in self.overlays:
-            if ov.path is None or ov.path != path or ov.name == name:
-                continue
-            old, ov.name, done = f"{ov.name}: ", name, True
+            if ov.path is not None and ov.path == path and ov.name != name:
+                self._relabel([line for panel in self.panels.values() for line in panel.still], ov.name, name)
+                ov.name, done = name, True
+        if live and self.label is not None and self.label != name:
+            self._relabel([line for panel in self.panels.values() for line in panel.lines.values()],
+                          self.label, name)
+            self.label, done = name, True
+        if done:
             for panel in self.panels.values():
-                for line in panel.still:
-                    if line.get_label().startswith(old):
-                        line.set_label(f"{name}: {line.get_label()[len(old):]}")
                 if panel.ax.get_legend() is not None:
                     self.make_legend(panel)
-        if done:
             self.state.full = True
         return done
+
+    @staticmethod
+    def _relabel(lines, old: str, new: str) -> None:
+        for line in lines:
+            if line.get_label().startswith(f"{old}: "):
+                line.set_label(f"{new}: {line.get_label()[len(old) + 2:]}")
 
     def keep(self, batches: BatchTable, epochs: EpochTable, tests: EpochTable, most: int | None = None,
              path=None) -> None:

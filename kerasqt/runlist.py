@@ -241,11 +241,26 @@ class RunList:
         except OSError as exc:
             self._say(f"the run could not be renamed: {self.names.path}: {exc.strerror or exc}")
         self.overlays.rename(path, self.name_of(path))
-        rename_kept = getattr(getattr(self.window.plot, "layout", None), "rename_kept", None)
-        if rename_kept is not None:  # (a run a replay or a watcher keeps on the axes)
-            rename_kept(path, self.name_of(path))
+        self._rename_on_axes(path, self.name_of(path))
         self.window.request_frame()
         self._show()
+
+    def _rename_on_axes(self, path: Path, name: str) -> None:
+        """A run the window shows itself (kept by a replay or a watcher, or the one on show) takes
+        ``name`` in the legends."""
+        rename_run = getattr(getattr(self.window.plot, "layout", None), "rename_run", None)
+        if rename_run is not None and rename_run(path, name, live=path == self.live):
+            self.window.request_frame()
+
+    def _names_on_axes(self) -> None:
+        """The names given in the sidecar, also to the runs the window shows itself: a replay or a
+        watcher labels them by their logs."""
+        if self.names is None:
+            return
+        for path in [*self.kept_logs(), *([self.live] if self.live is not None else [])]:
+            name = self.names.name(path.stem)
+            if name:
+                self._rename_on_axes(path, name)
 
     def set_hidden(self, path, hidden: bool) -> None:
         """Hide the run from the list (its file stays), or show it again."""
@@ -370,6 +385,7 @@ class RunList:
         return out
 
     def _show(self) -> None:
+        self._names_on_axes()
         self.table.show_runs(self.rows(), str(self.folder or ""))
 
     def _say(self, text: str) -> None:

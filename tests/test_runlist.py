@@ -290,6 +290,30 @@ def test_a_replay_lists_its_folder_and_its_kept_runs_are_not_overlaid_twice(qtbo
     assert {row.run.stem: row.name for row in runlist.rows()}["a"] == "baseline"
 
 
+def test_names_given_before_a_replay_are_its_legends_and_renaming_the_live_run_renames_them(qtbot, win, tmp_path):
+    from kerasqt.replay import replay
+    from kerasqt.sidecar import RunNames
+
+    a, b = _log(tmp_path, "a", T0), _log(tmp_path, "b", T0 + 100)
+    names = RunNames(tmp_path)
+    names.rename("a", "baseline")  # named in an earlier window
+    names.rename("b", "wider")
+    done = replay([a, b], window=win)
+    qtbot.waitUntil(lambda: done.done, timeout=10000)
+    _listed(qtbot, win.runlist, 2)
+
+    def legend():
+        win.draw_now()
+        return [t.get_text() for t in win.plot.panels["loss"].ax.get_legend().get_texts()]
+
+    assert {"baseline: loss", "wider: loss"} <= set(legend()), legend()
+    assert not any(text.startswith(("a: ", "b: ")) for text in legend())
+    win.runlist.rename(b, "widest")  # the live run renamed
+    assert "widest: loss" in legend() and "wider: loss" not in legend()
+    win.runlist.rename(b, "")  # its own name again
+    assert "b: loss" in legend() and "baseline: loss" in legend()
+
+
 def test_a_watched_folder_is_listed_with_the_runs_the_watcher_keeps(qtbot, win, tmp_path):
     from kerasqt.watch import watch
 
