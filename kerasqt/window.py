@@ -383,5 +383,9 @@ class MonitorWindow(WindowSaving, QMainWindow):
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt's name
         self.shutdown()
         self.is_closed = True
+        # Matplotlib's idle draw (asked by a resize, e.g. on show) may still be pending: a closed
+        # window draws nothing. (A window let go meanwhile could be collected in the middle of
+        # that draw, its canvas deleted under it.) Reopened, the window draws on show.
+        self.canvas._draw_pending = False
         super().closeEvent(event)
         self.closed.emit()

@@ -189,6 +189,21 @@ def test_closing_the_window_during_fit_lets_training_continue(qtbot, monitor):
     assert monitor.window.is_closed and not live_threads()
 
 
+def test_a_window_closed_before_its_first_draw_draws_nothing_after(qtbot):
+    """Matplotlib's draw on show, still pending at close, would render a closed window; if the
+    window is let go meanwhile, the garbage collector could delete it in the middle of that draw."""
+    from qtpy.QtWidgets import QApplication
+
+    win = MonitorWindow(title="closed")
+    qtbot.addWidget(win)
+    draws = []
+    win.canvas.draw = lambda: draws.append(1)  # (the instance's: what the idle draw calls)
+    win.show()  # its resize asks for an idle draw
+    win.close()
+    QApplication.processEvents()
+    assert draws == []
+
+
 def test_closing_the_window_can_stop_training(qtbot):
     mon = QtMonitor(stop_on_close=True)
     x, y = _data(1024)
