@@ -45,9 +45,19 @@ from .saving import WindowSaving
 from .session import TrainingSession
 from .widgets import ControlRow, MessagePanes, ProgressRow, end_words
 
-__all__ = ["MonitorWindow"]
+__all__ = ["MonitorWindow", "open_windows"]
 
 log = logging.getLogger("kerasqt")
+
+# Windows on show, kept until closed (as pyplot keeps its figures): a monitor let go, as in
+# ``fit(..., callbacks=[QtMonitor()])``, would otherwise take its window with it at the next
+# garbage collection, in the middle of whatever the event loop was doing.
+_open: set[MonitorWindow] = set()
+
+
+def open_windows() -> list[MonitorWindow]:
+    """The monitor windows shown and not closed yet (main thread)."""
+    return list(_open)
 
 def _guarded(method):
     """A slot that lets no exception out into Qt: PyQt5 aborts the process on one, and during a
@@ -378,6 +388,7 @@ class MonitorWindow(WindowSaving, QMainWindow):
 
     def showEvent(self, event) -> None:  # noqa: N802 - Qt's name
         super().showEvent(event)
+        _open.add(self)
         self.request_frame()  # draw what arrived while the window was hidden
 
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt's name
@@ -387,5 +398,6 @@ class MonitorWindow(WindowSaving, QMainWindow):
         # window draws nothing. (A window let go meanwhile could be collected in the middle of
         # that draw, its canvas deleted under it.) Reopened, the window draws on show.
         self.canvas._draw_pending = False
+        _open.discard(self)
         super().closeEvent(event)
         self.closed.emit()

@@ -42,6 +42,19 @@ def pytest_collection_modifyitems(config, items):
 
 
 @pytest.fixture(autouse=True)
+def no_windows_left():
+    """Close the monitor windows a test left open (kerasqt keeps them until closed, as a user
+    would want): their timers would go on turning in later tests. Set up before the thread check,
+    so torn down after it: a thread that an open window left running still fails the test."""
+    yield
+    import sys
+
+    if "kerasqt.window" in sys.modules:
+        for win in sys.modules["kerasqt.window"].open_windows():
+            win.close()
+
+
+@pytest.fixture(autouse=True)
 def no_threads_left(request):
     """Fail any test that leaves a kerasqt QThread or Python thread running."""
     before = {t.ident for t in threading.enumerate()}

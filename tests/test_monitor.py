@@ -204,6 +204,28 @@ def test_a_window_closed_before_its_first_draw_draws_nothing_after(qtbot):
     assert draws == []
 
 
+def test_a_monitor_let_go_after_fit_leaves_its_window_open_until_closed(qtbot):
+    """``fit(..., callbacks=[QtMonitor()])``: nothing of the user's holds the monitor after fit; the
+    window stays on screen until the user closes it, and is let go then."""
+    import gc
+    import weakref
+
+    from kerasqt.window import open_windows
+
+    x, y = _data(128)
+    monitor = QtMonitor(title="let go", log_dir=None)
+    _model().fit(x, y, epochs=1, batch_size=32, verbose=0, callbacks=[monitor])
+    ref = weakref.ref(monitor.window)
+    qtbot.waitUntil(lambda: not ref().training.running, timeout=5000)
+    del monitor
+    gc.collect()
+    qtbot.wait(50)
+    assert ref() is not None and ref().isVisible() and ref() in open_windows()
+    ref().close()
+    gc.collect()
+    assert ref() is None
+
+
 def test_closing_the_window_can_stop_training(qtbot):
     mon = QtMonitor(stop_on_close=True)
     x, y = _data(1024)
