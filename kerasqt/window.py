@@ -59,6 +59,7 @@ def open_windows() -> list[MonitorWindow]:
     """The monitor windows shown and not closed yet (main thread)."""
     return list(_open)
 
+
 def _guarded(method):
     """A slot that lets no exception out into Qt: PyQt5 aborts the process on one, and during a
     main-thread ``fit`` the slots run inside the training's own calls. A bug is logged once

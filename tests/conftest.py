@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 
 # Set before Qt or Keras is imported anywhere.
@@ -47,9 +48,7 @@ def no_windows_left():
     would want): their timers would go on turning in later tests. Set up before the thread check,
     so torn down after it: a thread that an open window left running still fails the test."""
     yield
-    import sys
-
-    if "kerasqt.window" in sys.modules:
+    if "kerasqt.window" in sys.modules:  # (a test that never imported the window has none)
         for win in sys.modules["kerasqt.window"].open_windows():
             win.close()
 
