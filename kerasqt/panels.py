@@ -27,6 +27,7 @@ __all__ = ["LR", "RUN_COLORS", "TEST", "TRAIN", "VAL", "Layout", "Overlay", "Pan
 TRAIN, VAL, TEST, LR = "C0", "C1", "C2", "C4"
 RUN_COLORS = ("C0", "C3", "C2", "C4", "C1", "C5", "C6", "C8", "C9", "C7")  # one per run when comparing
 NONFINITE = "  (non-finite values shown as gaps)"
+LABEL_PT = 14.0  # the height a y tick label needs, in points: 10 pt text and a gap
 
 
 class Panel:
@@ -70,7 +71,8 @@ class Panel:
             self.ax.set_yscale("log", nonpositive="mask")
             # Short tick labels (the margin left of the axes is fixed): 0.01, 5e-05; minor ones at 2 and 5.
             self.ax.yaxis.set_major_formatter(FuncFormatter(_short_number))
-            self.ax.yaxis.set_minor_formatter(FuncFormatter(lambda v, pos: _short_minor(v, self.ax.get_ylim())))
+            self.ax.yaxis.set_minor_formatter(FuncFormatter(
+                lambda v, pos: _short_minor(v, self.ax.get_ylim(), self.ax.bbox.height / self.ax.figure.dpi * 72)))
         else:
             self.ax.set_yscale("linear")
 
@@ -435,14 +437,17 @@ def _short_number(value: float, pos=None) -> str:
     return f"{value:.3g}" if 1e-3 <= value < 1e4 else f"{value:.0e}"
 
 
-def _short_minor(value: float, ylim) -> str:
-    """A minor tick's label on a log axis: every one when the axis spans less than a factor of 3,
-    else at 2, 3 and 5 times a power of ten only (they would crowd the top of each decade)."""
+def _short_minor(value: float, ylim, height_pt: float = math.inf) -> str:
+    """A minor tick's label on a log axis ``height_pt`` points tall: every one when the axis spans
+    less than a factor of 3; else at 2, 3 and 5 times a power of ten, or fewer (2 and 5, or 3
+    alone, or none) when a decade has no room for them beside its own label."""
     if value <= 0 or not math.isfinite(value):
         return ""
     lo, hi = ylim
     if lo > 0 and hi / lo < 3:
         return _short_number(value)
+    decades = math.log10(hi / lo) if lo > 0 and hi > lo else 1.0
+    room = height_pt / decades / LABEL_PT - 1  # minor labels a decade has room for
+    shown = (2, 3, 5) if room >= 3 else (2, 5) if room >= 2 else (3,) if room >= 1 else ()
     mantissa = value / 10 ** math.floor(math.log10(value))
-    shown = round(mantissa) in (2, 3, 5) and abs(mantissa - round(mantissa)) < 1e-6
-    return _short_number(value) if shown else ""
+    return _short_number(value) if round(mantissa) in shown and abs(mantissa - round(mantissa)) < 1e-6 else ""

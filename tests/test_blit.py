@@ -5,6 +5,8 @@ Pure Matplotlib (an Agg canvas, no Qt): the plot's drawing logic without the win
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 import pytest
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -365,6 +367,35 @@ def test_the_learning_rate_gets_a_log_scale_step_line_once_it_changes():
     assert not [label for label in labels if "learning_rate" in label]
     plot.set_log_scale(False)  # the log-scale toggle is for the metrics: the rate stays logarithmic
     assert panel.ax.get_yscale() == "log"
+
+
+@pytest.mark.parametrize("height", [4.4, 8.0, 16.0])
+def test_the_learning_rate_axes_labels_its_ticks_without_overlap(height):
+    # ReduceLROnPlateau over a long run: 3e-3 down to 7e-6, three decades and more, in the third
+    # axes of a window's figure (4.4 in: its height on a laptop screen, the rate's axes 148 px)
+    fig = Figure(figsize=(9.7, height), dpi=100)
+    canvas = FigureCanvasAgg(fig)
+    plot = MetricsPlot(fig, canvas)
+    refiner = TrainingRefiner()
+    plot.apply(refiner.refine([StartEvent(0.0, epochs=6, steps=10)]))
+    rates = [3e-3, 9e-4, 2.7e-4, 8.1e-5, 2.43e-5, 7.29e-6]
+    for e, rate in enumerate(rates):
+        events = [BatchEvent(i, e, 1.0 + i, {"loss": 1.0 / i, "accuracy": 0.5}, (), rate)
+                  for i in range(10 * e + 1, 10 * e + 11)]
+        plot.apply(refiner.refine(events + [EpochEvent(10 * e + 10, e, 11.0 + 10 * e, {"loss": 0.1})]))
+    _frame(plot)
+    ax = plot.panels["learning rate"].ax
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    shown = [t for t in ax.get_yticklabels(minor=False) + ax.get_yticklabels(minor=True)
+             if t.get_text() and t.get_visible() and ax.get_ylim()[0] <= t.get_position()[1] <= ax.get_ylim()[1]]
+    boxes = sorted((t.get_window_extent(renderer) for t in shown), key=lambda b: b.y0)
+    assert len(boxes) >= 4, [t.get_text() for t in shown]  # each decade at least
+    overlaps = [(a.y1, b.y0) for a, b in itertools.pairwise(boxes) if a.y1 > b.y0]
+    assert not overlaps, [t.get_text() for t in shown]
+    minors = [t.get_text() for t in ax.get_yticklabels(minor=True) if t.get_text()]
+    if height >= 16:  # room for all the labels between the decades'
+        assert {"2e-04", "3e-04", "5e-04"} <= set(minors), minors
 
 
 @pytest.mark.parametrize("legend", [True, False])
